@@ -1,0 +1,79 @@
+/*
+ * config.h - reading trainperf's libconfig files and command-line key=value lists.
+ *
+ * Every error names the file, the line and the key: "workloads/fmnist_mlp/fmnist_mlp.cfg:12:
+ * workload.budget: must be a positive number of seconds". Unknown keys are errors (a typo must
+ * not silently fall back to a default).
+ *
+ * A workload file looks like:
+ *
+ *   workload = {
+ *     name = "fmnist_mlp";            # the workload family (registry name)
+ *     batch_size_hint = 128;
+ *     step_hint = 4000;
+ *     eval_period = 2.0;              # seconds of elapsed time between evals
+ *     budget = 60.0;                  # seconds of submission time
+ *     targets = { validation = 0.87; test = 0.86; };
+ *     data = { dir = "/usr/share/datasets/fashion-mnist"; ... };   # workload's own options
+ *     model = { hidden_width = 256; ... };                          # workload's own options
+ *   };
+ *
+ * The `data` and `model` groups are passed to the workload as flattened options
+ * ("data.dir", "model.hidden_width") with their line numbers; the workload checks them.
+ *
+ * Not here: sweeps and search spaces (a later issue).
+ */
+#ifndef TP_CORE_CONFIG_H
+#define TP_CORE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/nn/workload.h" /* tp_wl_option */
+
+typedef struct tp_workload_config {
+    char *file;               /* the path it was read from */
+    char *name;               /* workload family, e.g. "fmnist_mlp" */
+    uint32_t batch_size_hint;
+    uint64_t step_hint;
+    double eval_period;       /* seconds, > 0 */
+    double budget;            /* seconds, > 0 */
+    double validation_target;
+    double test_target;
+    tp_wl_option *options;    /* data.* and model.* (owned; keys and strings too) */
+    size_t num_options;
+} tp_workload_config;
+
+/* Parse a workload file. On error *out is left empty (safe to free). */
+int tp_config_load_workload(const char *path, tp_workload_config *out, char *err, size_t errlen);
+void tp_config_free_workload(tp_workload_config *c); /* free of a zeroed struct is a no-op */
+
+/* The file of workload `name` under dir: <dir>/<name>/<name>.cfg. TP_ENOENT with a message
+ * listing the workloads found when absent. */
+int tp_config_find_workload(const char *dir, const char *name, char *path, size_t pathlen,
+                            char *err, size_t errlen);
+
+/* Apply one "key=value" override on top of a loaded file, e.g. "budget=5",
+ * "targets.validation=0.6", "data.train_limit=2000", "data.dir=/tmp/x". Protocol keys must
+ * exist; data.* / model.* keys replace or add an option (line 0). */
+int tp_config_apply_override(tp_workload_config *c, const char *kv, char *err, size_t errlen);
+
+/* A parsed "name=value,name=value" list of numeric hyperparameters (--hparams). */
+typedef struct tp_kv {
+    char *key;
+    double value;
+} tp_kv;
+
+typedef struct tp_kv_list {
+    tp_kv *items;
+    size_t count;
+} tp_kv_list;
+
+/* Names are [a-z0-9_]+, values finite numbers (strtod syntax), no name twice. An empty string
+ * gives an empty list. */
+int tp_kv_parse(const char *s, tp_kv_list *out, char *err, size_t errlen);
+void tp_kv_free(tp_kv_list *l);
+/* NULL when absent. */
+const tp_kv *tp_kv_find(const tp_kv_list *l, const char *key);
+
+#endif /* TP_CORE_CONFIG_H */
