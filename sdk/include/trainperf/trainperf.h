@@ -394,9 +394,11 @@ typedef struct tp_plugin_desc {
     /* Timed. Called when an eval is due; the parameters as left by this call are evaluated
      * (weight averaging). Training continues from the same buffer afterwards. */
     int (*prepare_for_eval)(void *state, const tp_host *host, tp_ctx *ctx, tp_error *err);
-    /* Untimed, diagnostics only. out = P^{-1/2} v for the optimizer's current preconditioner P
-     * (the one its next update would use), n = num_params floats; must match the update rule
-     * exactly. MUST NOT change the optimizer state. */
+    /* Untimed, diagnostics only. out = P^{-1/2} v, n = num_params floats, for the
+     * preconditioner P of the last update taken, held fixed (as in the Adaptive Edge of
+     * Stability analysis): the update was theta -= lr_t * P^{-1} (momentum of gradients). It
+     * MUST match the update rule exactly (where eps sits, bias correction) and MUST NOT change
+     * the optimizer state. Return TP_ESTATE before the first update. */
     int (*precondition)(void *state, const tp_host *host, tp_ctx *ctx, const float *v, float *out,
                         tp_error *err);
     /* Free the state. Called once, also after errors; never with a state init did not set. */
