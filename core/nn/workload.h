@@ -79,6 +79,10 @@ typedef struct tp_workload_desc {
     const char *name;        /* matches the config file's `name` */
     const char *description; /* one line */
     int (*create)(const tp_wl_params *params, tp_workload **out, char *err, size_t errlen);
+    /* Known without creating an instance (the host shows them without loading data); must
+     * equal the instance's fields. */
+    const char *metric; /* "accuracy" */
+    int maximize;
 } tp_workload_desc;
 
 /* workloads/registry.c: the workloads compiled in. */

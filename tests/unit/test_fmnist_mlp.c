@@ -1,0 +1,565 @@
+/*
+ * test_fmnist_mlp.c - the fmnist_mlp workload on small subsets of the real Fashion-MNIST files:
+ * the registry, sizes and the tensor table, option errors that name file:line: key, the
+ * missing-dataset message, out-of-range indices, the loss against finite differences on random
+ * parameter coordinates, bit-identical determinism, per-example losses and weights, chunked
+ * batches, eval mode, and a few hundred plain SGD steps that learn.
+ *
+ * The data-dependent tests are skipped (with a message) when the dataset-fashion-mnist package
+ * is not installed.
+ *
+ * Not here: the engine's op-level gradient tests (test_nn_ops.c), the IDX reader's corrupt-file
+ * handling (test_nn_idx.c).
+ */
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cmocka.h>
+
+#include "core/nn/nn.h"
+#include "core/nn/workload.h"
+
+#define DATA_DIR "/usr/share/datasets/fashion-mnist"
+#define CFG      "fmnist_test.cfg"
+
+static int have_data(void)
+{
+    struct stat st;
+    return stat(DATA_DIR "/train-images-idx3-ubyte.gz", &st) == 0;
+}
+
+#define REQUIRE_DATA()                                                                             \
+    do {                                                                                           \
+        if (!have_data()) {                                                                        \
+            print_message("skipped: " DATA_DIR " missing (install dataset-fashion-mnist)\n");      \
+            skip();                                                                                \
+        }                                                                                          \
+    } while (0)
+
+/* Create fmnist_mlp from options; returns the code, *w on success. */
+static int create(const tp_wl_option *opts, size_t n, tp_workload **w, char *err, size_t errlen)
+{
+    const tp_workload_desc *d = tp_workload_find("fmnist_mlp");
+    assert_non_null(d);
+    tp_wl_params p = {CFG, opts, n};
+    return d->create(&p, w, err, errlen);
+}
+
+static tp_workload *create_ok(const tp_wl_option *opts, size_t n)
+{
+    char err[1024];
+    tp_workload *w = NULL;
+    int rc = create(opts, n, &w, err, sizeof err);
+    if (rc)
+        fail_msg("create: %s (%s)", err, tp_err_name(rc));
+    return w;
+}
+
+/* The shared small instance: 2000 train, 1000 validation, 500 test. */
+static tp_workload *small;
+
+static int setup_small(void **state)
+{
+    if (!have_data())
+        return 0;
+    tp_wl_option o[] = {
+        {"data.train_limit", NULL, 2000, 4},
+        {"data.validation_limit", NULL, 1000, 5},
+        {"data.test_limit", NULL, 500, 6},
+    };
+    char err[1024];
+    int rc = create(o, 3, &small, err, sizeof err);
+    if (rc)
+        print_message("setup: %s\n", err);
+    return rc;
+}
+
+static int teardown_small(void **state)
+{
+    if (small)
+        small->vt->free(small);
+    small = NULL;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+static void test_registry(void **state)
+{
+    const tp_workload_desc *d = tp_workload_find("fmnist_mlp");
+    assert_non_null(d);
+    assert_string_equal(d->name, "fmnist_mlp");
+    assert_string_equal(d->metric, "accuracy");
+    assert_int_equal(d->maximize, 1);
+    assert_ptr_equal(tp_workload_at(0), d);
+    assert_null(tp_workload_find("no_such_workload"));
+    assert_null(tp_workload_find(NULL));
+    size_t n = 0;
+    while (tp_workload_at(n))
+        n++;
+    assert_true(n >= 1);
+    assert_null(tp_workload_at(n));
+}
+
+static void test_sizes_and_tensors(void **state)
+{
+    REQUIRE_DATA();
+    tp_workload *w = small;
+    assert_string_equal(w->name, "fmnist_mlp");
+    assert_string_equal(w->metric, "accuracy");
+    assert_int_equal(w->maximize, 1);
+    assert_int_equal(w->split_size[TP_SPLIT_TRAIN], 2000);
+    assert_int_equal(w->split_size[TP_SPLIT_VALIDATION], 1000);
+    assert_int_equal(w->split_size[TP_SPLIT_TEST], 500);
+    assert_int_equal(w->num_params, 784 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10);
+    assert_int_equal(w->num_tensors, 6);
+    static const char *names[6] = {"fc1.weight", "fc1.bias",   "fc2.weight",
+                                   "fc2.bias",   "fc3.weight", "fc3.bias"};
+    static const uint32_t rows[6] = {784, 256, 256, 256, 256, 10};
+    static const uint32_t cols[6] = {256, 1, 256, 1, 10, 1};
+    uint64_t off = 0;
+    for (uint32_t i = 0; i < 6; i++) {
+        const tp_tensor_info *t = &w->tensors[i];
+        assert_string_equal(t->name, names[i]);
+        assert_int_equal(t->struct_size, sizeof(tp_tensor_info));
+        assert_int_equal(t->role, i % 2 ? TP_PARAM_ROLE_BIAS : TP_PARAM_ROLE_WEIGHT);
+        assert_int_equal(t->ndim, i % 2 ? 1 : 2);
+        assert_int_equal(t->shape[0], rows[i]);
+        assert_int_equal(t->shape[1], cols[i]);
+        assert_int_equal(t->shape[2], 1);
+        assert_int_equal(t->numel, (uint64_t)rows[i] * cols[i]);
+        assert_int_equal(t->offset, off);
+        off += t->numel;
+    }
+    assert_int_equal(off, w->num_params);
+}
+
+static void test_init_params(void **state)
+{
+    REQUIRE_DATA();
+    tp_workload *w = small;
+    char err[512];
+    float *a = tp_params_alloc(w->num_params), *b = tp_params_alloc(w->num_params);
+    assert_int_equal(w->vt->init_params(w, 5, a, err, sizeof err), 0);
+    assert_int_equal(w->vt->init_params(w, 5, b, err, sizeof err), 0);
+    assert_memory_equal(a, b, w->num_params * sizeof(float));
+    assert_int_equal(w->vt->init_params(w, 6, b, err, sizeof err), 0);
+    assert_memory_not_equal(a, b, w->num_params * sizeof(float));
+    /* He init of fc1: std sqrt(2 / 784); biases zero. */
+    const tp_tensor_info *t = &w->tensors[0];
+    double s2 = 0.0;
+    for (uint64_t i = 0; i < t->numel; i++)
+        s2 += (double)a[t->offset + i] * a[t->offset + i];
+    double std = sqrt(s2 / (double)t->numel);
+    print_message("fc1.weight std %.5f (He: %.5f)\n", std, sqrt(2.0 / 784.0));
+    assert_true(fabs(std - sqrt(2.0 / 784.0)) < 0.02 * sqrt(2.0 / 784.0));
+    for (uint64_t i = 0; i < w->tensors[1].numel; i++)
+        assert_true(a[w->tensors[1].offset + i] == 0.0f);
+    assert_int_equal(w->vt->init_params(w, 5, NULL, err, sizeof err), TP_EINVAL);
+    tp_params_free(a);
+    tp_params_free(b);
+}
+
+static void test_option_errors(void **state)
+{
+    char err[1024];
+    tp_workload *w = NULL;
+
+    tp_wl_option bad_key[] = {{"data.dir", DATA_DIR, 0, 3}, {"data.bogus", NULL, 1, 7}};
+    assert_int_equal(create(bad_key, 2, &w, err, sizeof err), TP_ECONFIG);
+    print_message("unknown key: %s\n", err);
+    assert_non_null(strstr(err, CFG ":7: data.bogus"));
+    assert_null(w);
+
+    tp_wl_option bad_type[] = {{"model.hidden_width", "wide", 0, 9}};
+    assert_int_equal(create(bad_type, 1, &w, err, sizeof err), TP_ECONFIG);
+    print_message("wrong type: %s\n", err);
+    assert_non_null(strstr(err, CFG ":9: model.hidden_width"));
+
+    tp_wl_option bad_range[] = {{"model.depth", NULL, 2.5, 10}};
+    assert_int_equal(create(bad_range, 1, &w, err, sizeof err), TP_ECONFIG);
+    assert_non_null(strstr(err, CFG ":10: model.depth"));
+
+    tp_wl_option bad_choice[] = {{"model.activation", "swish", 0, 11}};
+    assert_int_equal(create(bad_choice, 1, &w, err, sizeof err), TP_ECONFIG);
+    print_message("bad choice: %s\n", err);
+    assert_non_null(strstr(err, CFG ":11: model.activation"));
+    assert_non_null(strstr(err, "\"gelu\""));
+
+    tp_wl_option bad_loss[] = {{"model.loss", NULL, 1, 12}};
+    assert_int_equal(create(bad_loss, 1, &w, err, sizeof err), TP_ECONFIG);
+    assert_non_null(strstr(err, CFG ":12: model.loss"));
+
+    /* Given on the command line (line 0). */
+    tp_wl_option cli[] = {{"model.widht", NULL, 3, 0}};
+    assert_int_equal(create(cli, 1, &w, err, sizeof err), TP_ECONFIG);
+    print_message("command line: %s\n", err);
+    assert_non_null(strstr(err, "model.widht"));
+    assert_non_null(strstr(err, "command line"));
+}
+
+static void test_missing_dataset(void **state)
+{
+    char err[2048];
+    tp_workload *w = NULL;
+    tp_wl_option nodir[] = {{"data.dir", "/nonexistent/fashion-mnist", 0, 3}};
+    int rc = create(nodir, 1, &w, err, sizeof err);
+    print_message("missing dir: %s\n", err);
+    assert_int_equal(rc, TP_ENOENT);
+    assert_null(w);
+    assert_non_null(strstr(err, "dataset-fashion-mnist"));
+    assert_non_null(strstr(err, CFG ":3: data.dir"));
+    assert_non_null(strstr(err, "/nonexistent/fashion-mnist"));
+
+    /* A directory without the files. */
+    tp_wl_option nofiles[] = {{"data.dir", TP_TEST_SOURCE_DIR "/tests", 0, 3}};
+    rc = create(nofiles, 1, &w, err, sizeof err);
+    print_message("missing files: %s\n", err);
+    assert_int_equal(rc, TP_ENOENT);
+    assert_non_null(strstr(err, "dataset-fashion-mnist"));
+    assert_non_null(strstr(err, "train-images-idx3-ubyte.gz"));
+}
+
+static void test_limit_too_large(void **state)
+{
+    REQUIRE_DATA();
+    char err[1024];
+    tp_workload *w = NULL;
+    tp_wl_option o[] = {{"data.validation_limit", NULL, 20000, 5}};
+    assert_int_equal(create(o, 1, &w, err, sizeof err), TP_ECONFIG);
+    print_message("limit: %s\n", err);
+    assert_non_null(strstr(err, CFG ":5: data.validation_limit"));
+}
+
+static void test_errors_at_call(void **state)
+{
+    REQUIRE_DATA();
+    tp_workload *w = small;
+    char err[512];
+    float *p = tp_params_alloc(w->num_params), *g = tp_params_alloc(w->num_params);
+    assert_int_equal(w->vt->init_params(w, 1, p, err, sizeof err), 0);
+    uint32_t idx[3] = {0, 2000, 5};
+    double loss;
+    int rc = w->vt->loss_and_grad(w, p, idx, NULL, 3, NULL, 0, g, &loss, NULL, err, sizeof err);
+    print_message("range: %s\n", err);
+    assert_int_equal(rc, TP_ERANGE);
+    assert_non_null(strstr(err, "2000"));
+    assert_non_null(strstr(err, "position 1"));
+    idx[1] = 1999;
+    assert_int_equal(
+        w->vt->loss_and_grad(w, p, idx, NULL, 3, NULL, 0, g, &loss, NULL, err, sizeof err), 0);
+    assert_int_equal(
+        w->vt->loss_and_grad(w, p, idx, NULL, 0, NULL, 0, g, &loss, NULL, err, sizeof err),
+        TP_EINVAL);
+    tp_loss_opts bad = {sizeof bad, TP_SDK_VERSION, 0.0f, 1.5f, 0};
+    assert_int_equal(
+        w->vt->loss_and_grad(w, p, idx, NULL, 3, &bad, 0, g, &loss, NULL, err, sizeof err),
+        TP_EINVAL);
+    tp_eval_result ev;
+    assert_int_equal(w->vt->evaluate(w, p, (tp_split)7, &ev, err, sizeof err), TP_EINVAL);
+    tp_params_free(p);
+    tp_params_free(g);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Gradients */
+
+/* loss(params) in double from the per-example losses. */
+static double loss_at(tp_workload *w, const float *p, const uint32_t *idx, const float *wts,
+                      uint32_t n, const tp_loss_opts *o, uint64_t seed, float *per)
+{
+    char err[512];
+    double loss;
+    int rc = w->vt->loss_and_grad(w, p, idx, wts, n, o, seed, NULL, &loss, per, err, sizeof err);
+    if (rc)
+        fail_msg("loss_and_grad: %s", err);
+    double s = 0.0;
+    for (uint32_t i = 0; i < n; i++)
+        s += (wts ? wts[i] : 1.0) * per[i];
+    return s / n;
+}
+
+static void grad_check(const char *activation, const char *lossname, float smoothing, float dropout,
+                       double tol)
+{
+    REQUIRE_DATA();
+    tp_wl_option o[] = {
+        {"data.train_limit", NULL, 200, 1},     {"data.validation_limit", NULL, 10, 2},
+        {"data.test_limit", NULL, 10, 3},       {"model.hidden_width", NULL, 24, 4},
+        {"model.activation", activation, 0, 5}, {"model.loss", lossname, 0, 6},
+    };
+    tp_workload *w = create_ok(o, 6);
+    char err[512];
+    float *p = tp_params_alloc(w->num_params), *g = tp_params_alloc(w->num_params);
+    assert_int_equal(w->vt->init_params(w, 3, p, err, sizeof err), 0);
+    enum { B = 16 };
+    uint32_t idx[B];
+    float wts[B], per[B];
+    for (uint32_t i = 0; i < B; i++) {
+        idx[i] = (i * 37 + 11) % 200;
+        wts[i] = 0.5f + 0.1f * (float)(i % 6);
+    }
+    tp_loss_opts opts = {sizeof opts, TP_SDK_VERSION, smoothing, dropout, 0};
+    double loss;
+    assert_int_equal(
+        w->vt->loss_and_grad(w, p, idx, wts, B, &opts, 77, g, &loss, per, err, sizeof err), 0);
+    assert_true(fabs(loss - loss_at(w, p, idx, wts, B, &opts, 77, per)) < 1e-6);
+
+    tp_rng r;
+    tp_rng_seed(&r, 11);
+    double max_rel = 0.0;
+    const double eps = 1e-2;
+    int checked = 0;
+    /* Coordinates drawn from every tensor, so each layer's weights and biases are covered. */
+    for (uint32_t t = 0; t < w->num_tensors; t++) {
+        const tp_tensor_info *ti = &w->tensors[t];
+        for (int k = 0; k < 6; k++) {
+            uint64_t j = ti->offset + tp_rng_below(&r, ti->numel);
+            float v = p[j];
+            float vp = (float)(v + eps), vm = (float)(v - eps);
+            p[j] = vp;
+            double lp = loss_at(w, p, idx, wts, B, &opts, 77, per);
+            p[j] = vm;
+            double lm = loss_at(w, p, idx, wts, B, &opts, 77, per);
+            p[j] = v;
+            double num = (lp - lm) / ((double)vp - (double)vm);
+            double a = g[j];
+            double rel = fabs(a - num) / fmax(fmax(fabs(a), fabs(num)), 1e-2);
+            if (rel > tol / 4)
+                print_message("  %s[%llu]: analytic %.7g numeric %.7g\n", ti->name,
+                              (unsigned long long)(j - ti->offset), a, num);
+            max_rel = fmax(max_rel, rel);
+            checked++;
+        }
+    }
+    print_message("MLP %s/%s smoothing %.1f dropout %.1f: %d coordinates, max relative "
+                  "difference %.3g (floor 1e-2, tolerance %.0e)\n",
+                  activation, lossname, (double)smoothing, (double)dropout, checked, max_rel, tol);
+    assert_true(max_rel < tol);
+    tp_params_free(p);
+    tp_params_free(g);
+    w->vt->free(w);
+}
+
+static void test_grad_mlp_tanh_xent(void **state)
+{
+    grad_check("tanh", "cross_entropy", 0.1f, 0.2f, 1e-2);
+}
+
+static void test_grad_mlp_gelu_mse(void **state)
+{
+    grad_check("gelu", "mse", 0.0f, 0.0f, 1e-2);
+}
+
+static void test_grad_mlp_relu_xent(void **state)
+{
+    /* ReLU kinks: a step can cross one and break the difference; the tolerance is looser. */
+    grad_check("relu", "cross_entropy", 0.0f, 0.0f, 3e-2);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Semantics */
+
+static void test_determinism(void **state)
+{
+    REQUIRE_DATA();
+    tp_workload *w = small;
+    char err[512];
+    uint64_t n = w->num_params;
+    float *p = tp_params_alloc(n), *g1 = tp_params_alloc(n), *g2 = tp_params_alloc(n);
+    assert_int_equal(w->vt->init_params(w, 9, p, err, sizeof err), 0);
+    uint32_t idx[128];
+    float per1[128], per2[128];
+    for (int i = 0; i < 128; i++)
+        idx[i] = (uint32_t)(i * 13 % 2000);
+    tp_loss_opts o = {sizeof o, TP_SDK_VERSION, 0.1f, 0.3f, 0};
+    double l1, l2;
+    /* Garbage in the gradient buffers: the call overwrites. */
+    memset(g1, 0xff, n * sizeof(float));
+    assert_int_equal(
+        w->vt->loss_and_grad(w, p, idx, NULL, 128, &o, 5, g1, &l1, per1, err, sizeof err), 0);
+    assert_int_equal(
+        w->vt->loss_and_grad(w, p, idx, NULL, 128, &o, 5, g2, &l2, per2, err, sizeof err), 0);
+    assert_memory_equal(&l1, &l2, sizeof l1);
+    assert_memory_equal(g1, g2, n * sizeof(float));
+    assert_memory_equal(per1, per2, sizeof per1);
+    for (uint64_t i = 0; i < n; i++)
+        assert_true(isfinite(g1[i]));
+    /* Another dropout seed: another loss. */
+    assert_int_equal(
+        w->vt->loss_and_grad(w, p, idx, NULL, 128, &o, 6, g2, &l2, per2, err, sizeof err), 0);
+    assert_true(l1 != l2);
+    /* Eval mode turns dropout off: the same as no dropout. */
+    tp_loss_opts ev = {sizeof ev, TP_SDK_VERSION, 0.1f, 0.3f, TP_LOSS_EVAL_MODE};
+    tp_loss_opts nod = {sizeof nod, TP_SDK_VERSION, 0.1f, 0.0f, 0};
+    assert_int_equal(
+        w->vt->loss_and_grad(w, p, idx, NULL, 128, &ev, 5, g1, &l1, NULL, err, sizeof err), 0);
+    assert_int_equal(
+        w->vt->loss_and_grad(w, p, idx, NULL, 128, &nod, 8, g2, &l2, NULL, err, sizeof err), 0);
+    assert_memory_equal(&l1, &l2, sizeof l1);
+    assert_memory_equal(g1, g2, n * sizeof(float));
+    /* NULL opts: no smoothing, no dropout. An opts struct of the first 8 bytes only (an older
+     * writer) means the same. */
+    tp_loss_opts zero = {sizeof zero, TP_SDK_VERSION, 0.0f, 0.0f, 0};
+    tp_loss_opts old = {8, TP_SDK_VERSION, 0.5f, 0.5f, 0};
+    assert_int_equal(
+        w->vt->loss_and_grad(w, p, idx, NULL, 128, NULL, 1, g1, &l1, NULL, err, sizeof err), 0);
+    assert_int_equal(
+        w->vt->loss_and_grad(w, p, idx, NULL, 128, &zero, 2, g2, &l2, NULL, err, sizeof err), 0);
+    assert_memory_equal(&l1, &l2, sizeof l1);
+    assert_int_equal(
+        w->vt->loss_and_grad(w, p, idx, NULL, 128, &old, 2, g2, &l2, NULL, err, sizeof err), 0);
+    assert_memory_equal(&l1, &l2, sizeof l1);
+    tp_params_free(p);
+    tp_params_free(g1);
+    tp_params_free(g2);
+}
+
+static void test_weights_and_chunks(void **state)
+{
+    REQUIRE_DATA();
+    tp_workload *w = small;
+    char err[512];
+    uint64_t n = w->num_params;
+    float *p = tp_params_alloc(n), *g = tp_params_alloc(n), *ga = tp_params_alloc(n),
+          *gb = tp_params_alloc(n);
+    assert_int_equal(w->vt->init_params(w, 2, p, err, sizeof err), 0);
+    /* A batch larger than one chunk (2048 rows), indices repeating. */
+    enum { N = 3000, H = 1500 };
+    static uint32_t idx[N];
+    static float wts[N], per[N], per_a[H];
+    for (int i = 0; i < N; i++) {
+        idx[i] = (uint32_t)((i * 7919) % 2000);
+        wts[i] = (float)(i % 3);
+    }
+    double l, la, lb;
+    assert_int_equal(w->vt->loss_and_grad(w, p, idx, wts, N, NULL, 0, g, &l, per, err, sizeof err),
+                     0);
+    assert_int_equal(
+        w->vt->loss_and_grad(w, p, idx, wts, H, NULL, 0, ga, &la, per_a, err, sizeof err), 0);
+    assert_int_equal(
+        w->vt->loss_and_grad(w, p, idx + H, wts + H, H, NULL, 0, gb, &lb, NULL, err, sizeof err),
+        0);
+    /* The loss is the mean of w_i l_i; per-example losses are unweighted. */
+    double s = 0.0;
+    for (int i = 0; i < N; i++)
+        s += (double)wts[i] * per[i];
+    assert_true(fabs(l - s / N) < 1e-9);
+    assert_true(fabs(l - 0.5 * (la + lb)) < 1e-6 * fabs(l));
+    for (int i = 0; i < H; i++)
+        assert_true(fabsf(per[i] - per_a[i]) <= 1e-5f * fabsf(per[i]));
+    double max_diff = 0.0, max_g = 0.0;
+    for (uint64_t i = 0; i < n; i++) {
+        max_diff = fmax(max_diff, fabs(g[i] - 0.5 * ((double)ga[i] + gb[i])));
+        max_g = fmax(max_g, fabs(g[i]));
+    }
+    print_message("chunked gradient vs two halves: max difference %.3g (max |g| %.3g)\n", max_diff,
+                  max_g);
+    assert_true(max_diff < 1e-5 * max_g);
+    /* evaluate on the training split agrees with loss_and_grad over all of it. */
+    static uint32_t all[2000];
+    static float per_all[2000];
+    for (int i = 0; i < 2000; i++)
+        all[i] = (uint32_t)i;
+    assert_int_equal(
+        w->vt->loss_and_grad(w, p, all, NULL, 2000, NULL, 0, NULL, &l, per_all, err, sizeof err),
+        0);
+    tp_eval_result ev;
+    assert_int_equal(w->vt->evaluate(w, p, TP_SPLIT_TRAIN, &ev, err, sizeof err), 0);
+    assert_int_equal(ev.examples, 2000);
+    assert_true(fabs(ev.loss - l) < 1e-5 * l);
+    tp_params_free(p);
+    tp_params_free(g);
+    tp_params_free(ga);
+    tp_params_free(gb);
+}
+
+static void test_sgd_learns(void **state)
+{
+    REQUIRE_DATA();
+    tp_workload *w = small;
+    char err[512];
+    uint64_t n = w->num_params;
+    float *p = tp_params_alloc(n), *g = tp_params_alloc(n);
+    assert_int_equal(w->vt->init_params(w, 0, p, err, sizeof err), 0);
+    tp_eval_result before, after, test;
+    assert_int_equal(w->vt->evaluate(w, p, TP_SPLIT_VALIDATION, &before, err, sizeof err), 0);
+    assert_int_equal(before.examples, 1000);
+
+    tp_rng r;
+    tp_rng_seed(&r, 4);
+    uint32_t idx[64];
+    double loss = 0.0, first = 0.0;
+    for (int step = 0; step < 300; step++) {
+        for (int i = 0; i < 64; i++)
+            idx[i] = (uint32_t)tp_rng_below(&r, 2000);
+        assert_int_equal(
+            w->vt->loss_and_grad(w, p, idx, NULL, 64, NULL, 0, g, &loss, NULL, err, sizeof err), 0);
+        if (step == 0)
+            first = loss;
+        for (uint64_t i = 0; i < n; i++)
+            p[i] -= 0.05f * g[i];
+    }
+    assert_int_equal(w->vt->evaluate(w, p, TP_SPLIT_VALIDATION, &after, err, sizeof err), 0);
+    assert_int_equal(w->vt->evaluate(w, p, TP_SPLIT_TEST, &test, err, sizeof err), 0);
+    print_message("SGD 300 steps of 64 on 2000 examples: train loss %.3f -> %.3f, validation "
+                  "accuracy %.3f -> %.3f (loss %.3f), test accuracy %.3f\n",
+                  first, loss, before.metric, after.metric, after.loss, test.metric);
+    assert_true(after.metric > 0.6);
+    assert_true(test.metric > 0.6);
+    assert_true(after.loss < before.loss);
+    assert_int_equal(test.examples, 500);
+    tp_params_free(p);
+    tp_params_free(g);
+}
+
+static void test_split_seed(void **state)
+{
+    REQUIRE_DATA();
+    /* Another split seed gives another validation set; the test set does not move. */
+    tp_wl_option o[] = {
+        {"data.train_limit", NULL, 100, 1},
+        {"data.validation_limit", NULL, 500, 2},
+        {"data.test_limit", NULL, 500, 3},
+        {"data.split_seed", NULL, 1, 4},
+    };
+    tp_workload *w = create_ok(o, 4);
+    char err[512];
+    float *p = tp_params_alloc(w->num_params);
+    assert_int_equal(w->vt->init_params(w, 0, p, err, sizeof err), 0);
+    tp_wl_option o0[] = {{"data.train_limit", NULL, 100, 1},
+                         {"data.validation_limit", NULL, 500, 2},
+                         {"data.test_limit", NULL, 500, 3}};
+    tp_workload *w0 = create_ok(o0, 3);
+    tp_eval_result v1, v0, t1, t0;
+    assert_int_equal(w->vt->evaluate(w, p, TP_SPLIT_VALIDATION, &v1, err, sizeof err), 0);
+    assert_int_equal(w0->vt->evaluate(w0, p, TP_SPLIT_VALIDATION, &v0, err, sizeof err), 0);
+    assert_int_equal(w->vt->evaluate(w, p, TP_SPLIT_TEST, &t1, err, sizeof err), 0);
+    assert_int_equal(w0->vt->evaluate(w0, p, TP_SPLIT_TEST, &t0, err, sizeof err), 0);
+    assert_true(v1.loss != v0.loss);
+    assert_memory_equal(&t1.loss, &t0.loss, sizeof t0.loss);
+    tp_params_free(p);
+    w->vt->free(w);
+    w0->vt->free(w0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_registry),          cmocka_unit_test(test_sizes_and_tensors),
+        cmocka_unit_test(test_init_params),       cmocka_unit_test(test_option_errors),
+        cmocka_unit_test(test_missing_dataset),   cmocka_unit_test(test_limit_too_large),
+        cmocka_unit_test(test_errors_at_call),    cmocka_unit_test(test_grad_mlp_tanh_xent),
+        cmocka_unit_test(test_grad_mlp_gelu_mse), cmocka_unit_test(test_grad_mlp_relu_xent),
+        cmocka_unit_test(test_determinism),       cmocka_unit_test(test_weights_and_chunks),
+        cmocka_unit_test(test_sgd_learns),        cmocka_unit_test(test_split_seed),
+    };
+    return cmocka_run_group_tests(tests, setup_small, teardown_small);
+}
