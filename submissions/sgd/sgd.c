@@ -1,2 +1,170 @@
-/* placeholder: being written */
-typedef int tp__placeholder_submissions_sgd_sgd_c;
+/*
+ * sgd.c - the plain stochastic gradient descent baseline, optimizer id "sgd".
+ *
+ * One step, for every parameter theta with gradient g of the batch loss:
+ *
+ *     theta -= lr_t * (g + weight_decay * theta),    lr_t = learning_rate * lr_factor
+ *
+ * Weight decay is added to the gradient (L2 regularisation, as AlgoPerf's momentum baselines
+ * do) and applies to ALL parameters, biases and normalisation scales included: the update is
+ * one flat loop over the whole buffer and reads no tensor roles. A submission that wants to
+ * spare biases would walk host->param_tensor_info and skip TP_PARAM_ROLE_BIAS /
+ * TP_PARAM_ROLE_NORM_* ranges.
+ *
+ * Not here: momentum (see examples/minimal_submission/my_sgd.c for heavy ball), a schedule
+ * (the factor comes from the schedule plugin through args->lr_factor), a preconditioner hook
+ * (plain SGD has P = I; the host treats a missing hook as the identity).
+ *
+ * State: one gradient buffer of num_params floats, allocated at init with host->alloc.
+ */
+#include <stdio.h>
+
+#include <trainperf/trainperf.h>
+
+/* ---------------------------------------------------------------------------------------- */
+/* Hyperparameters */
+
+static const tp_hparam_decl sgd_hparams[] = {
+    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "learning_rate", TP_HPARAM_FLOAT, 0.1, 1e-6, 100.0,
+     "step size before the schedule's factor"},
+    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "weight_decay", TP_HPARAM_FLOAT, 0.0, 0.0, 1.0,
+     "L2 coefficient added to the gradient, all parameters"},
+    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "label_smoothing", TP_HPARAM_FLOAT, 0.0, 0.0, 0.99,
+     "label smoothing of the training loss"},
+    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "dropout_rate", TP_HPARAM_FLOAT, 0.0, 0.0, 0.99,
+     "dropout rate where the model has dropout"},
+};
+
+/* ---------------------------------------------------------------------------------------- */
+/* State */
+
+typedef struct sgd_state {
+    uint64_t n;  /* floats in the parameter buffer */
+    float *grad; /* (n) gradient of the current batch */
+    double lr;   /* learning_rate */
+    double wd;   /* weight_decay */
+    tp_loss_opts loss_opts;
+} sgd_state;
+
+static int sgd_fail(tp_error *err, int code, const char *what)
+{
+    if (err != NULL)
+        snprintf(err->message, sizeof err->message, "sgd: %s", what);
+    return code;
+}
+
+/* Read one declared hyperparameter; a failure here is a host bug, reported as such. */
+static int sgd_hparam(const tp_host *host, tp_ctx *ctx, const char *name, double *out,
+                      tp_error *err)
+{
+    int rc = host->hparam(ctx, name, out);
+    if (rc != TP_OK && err != NULL)
+        snprintf(err->message, sizeof err->message, "sgd: host->hparam(\"%s\") failed: %s", name,
+                 tp_strerror(rc));
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Entry points */
+
+static int sgd_init(const tp_host *host, tp_ctx *ctx, void **state, tp_error *err)
+{
+    double ls = 0.0, dropout = 0.0;
+    uint64_t n = 0;
+    sgd_state *s = NULL;
+    int rc;
+
+    if (!TP_FIELD_PRESENT(host, tp_host, hparam))
+        return sgd_fail(err, TP_EABI, "host table too old: no hparam()");
+    if (host->params(ctx, &n) == NULL || n == 0)
+        return sgd_fail(err, TP_ESTATE, "host->params() gave no parameter buffer");
+
+    s = host->alloc(ctx, sizeof *s);
+    if (s == NULL)
+        return sgd_fail(err, TP_ENOMEM, "out of memory for the state");
+    s->n = n;
+    if ((rc = sgd_hparam(host, ctx, "learning_rate", &s->lr, err)) != TP_OK ||
+        (rc = sgd_hparam(host, ctx, "weight_decay", &s->wd, err)) != TP_OK ||
+        (rc = sgd_hparam(host, ctx, "label_smoothing", &ls, err)) != TP_OK ||
+        (rc = sgd_hparam(host, ctx, "dropout_rate", &dropout, err)) != TP_OK)
+        goto error;
+    TP_STRUCT_INIT(&s->loss_opts, tp_loss_opts);
+    s->loss_opts.label_smoothing = (float)ls;
+    s->loss_opts.dropout_rate = (float)dropout;
+    s->loss_opts.flags = 0;
+
+    s->grad = host->alloc(ctx, n * sizeof(float));
+    if (s->grad == NULL) {
+        rc = sgd_fail(err, TP_ENOMEM, "out of memory for the gradient buffer");
+        goto error;
+    }
+    *state = s;
+    return TP_OK;
+
+error:
+    host->free(ctx, s);
+    return rc;
+}
+
+static int sgd_update(void *state, const tp_host *host, tp_ctx *ctx, const tp_update_args *args,
+                      tp_error *err)
+{
+    sgd_state *s = state;
+    uint64_t n = 0;
+    double loss = 0.0;
+    float *theta;
+    int rc;
+
+    if (args == NULL || args->batch == NULL)
+        return sgd_fail(err, TP_EINVAL, "update called without a batch");
+    theta = host->params(ctx, &n);
+    if (theta == NULL || n != s->n)
+        return sgd_fail(err, TP_ESTATE, "parameter buffer changed size since init");
+
+    rc = host->loss_and_grad(ctx, NULL, args->batch, &s->loss_opts, s->grad, &loss);
+    if (rc != TP_OK) {
+        if (err != NULL)
+            snprintf(err->message, sizeof err->message, "sgd: host->loss_and_grad failed: %s",
+                     tp_strerror(rc));
+        return rc;
+    }
+
+    /* One fused flat loop; constants in float so the compiler vectorises it. */
+    const float lr = (float)(s->lr * args->lr_factor);
+    const float wd = (float)s->wd;
+    float *restrict p = theta;
+    const float *restrict g = s->grad;
+    for (uint64_t i = 0; i < n; i++)
+        p[i] -= lr * (g[i] + wd * p[i]);
+    return TP_OK;
+}
+
+static void sgd_destroy(void *state, const tp_host *host, tp_ctx *ctx)
+{
+    sgd_state *s = state;
+    if (s == NULL)
+        return;
+    host->free(ctx, s->grad);
+    host->free(ctx, s);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Discovery */
+
+static const tp_plugin_desc sgd_desc = {
+    .struct_size = sizeof(tp_plugin_desc),
+    .sdk_version = TP_SDK_VERSION,
+    .id = "sgd",
+    .kind = TP_PLUGIN_OPTIMIZER,
+    .description = "plain SGD, weight decay added to the gradient (all parameters)",
+    .hparams = sgd_hparams,
+    .num_hparams = sizeof sgd_hparams / sizeof sgd_hparams[0],
+    .init = sgd_init,
+    .update = sgd_update,
+    .destroy = sgd_destroy,
+};
+
+TP_PLUGIN_ENTRY(i)
+{
+    return i == 0 ? &sgd_desc : NULL;
+}
