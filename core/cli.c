@@ -1,2 +1,561 @@
-/* placeholder: being written */
-typedef int tp__placeholder_core_cli_c;
+/*
+ * cli.c - the `trainperf` command line (see `trainperf help`).
+ *
+ * The host never loads submission code: `check` and `list` run the loader inside a
+ * trainperf-worker process, and `run` spawns a worker for the trial.
+ *
+ * Not here yet: sweep, score, report, sharpness (later issues).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "core/cli.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <trainperf/trainperf.h>
+
+#include "core/config.h"
+#include "core/results.h"
+#include "core/runner.h"
+
+#define ERRLEN 1024
+
+static const char *usage_text =
+    "trainperf %s - time-to-result benchmark for neural-network training algorithms\n"
+    "\n"
+    "usage:\n"
+    "  trainperf run --workload W --optimizer ID [options]   run one trial\n"
+    "  trainperf check PLUGIN.so                              check a plugin, list its "
+    "hyperparameters\n"
+    "  trainperf list                                         workloads and plugins found\n"
+    "  trainperf results [DIR]                                table of the trials in DIR\n"
+    "  trainperf help | --version\n"
+    "\n"
+    "run options:\n"
+    "  --workload NAME        a workload under the workloads directory (see list)\n"
+    "  --workload-config F    a workload .cfg file instead of --workload\n"
+    "  --optimizer ID         optimizer plugin id (required)\n"
+    "  --schedule ID          learning-rate schedule plugin id (default: constant 1.0)\n"
+    "  --selection ID         data selection plugin id (default: next_batch)\n"
+    "  --hparams k=v,...      hyperparameters (default: each plugin's defaults)\n"
+    "  --set key=value        override a workload setting (budget=30, "
+    "targets.validation=0.8, data.train_limit=5000, ...)\n"
+    "  --seed N               trial seed (default 0)\n"
+    "  --clock wall|cpu       timing clock (default wall)\n"
+    "  --max-steps N          stop after N steps (training complete)\n"
+    "  --threads N            OpenBLAS threads in the worker (default 1)\n"
+    "  --wall-limit S         kill the worker after S wall seconds (default 2*budget+120)\n"
+    "  --results DIR          results directory (default ./results)\n"
+    "  --plugins DIR          plugin directory (default $TRAINPERF_PLUGINS or %s)\n"
+    "  --workloads DIR        workload directory (default $TRAINPERF_WORKLOADS or %s)\n"
+    "  --quiet                no progress output\n";
+
+static int usage(FILE *f)
+{
+    fprintf(f, usage_text, TP_VERSION_STRING, TP_DEFAULT_PLUGIN_DIR, TP_DEFAULT_WORKLOAD_DIR);
+    return f == stderr ? 2 : 0;
+}
+
+static const char *dir_default(const char *given, const char *env, const char *compiled)
+{
+    if (given)
+        return given;
+    const char *e = getenv(env);
+    return e && *e ? e : compiled;
+}
+
+/* The worker lives next to this executable (or where $TRAINPERF_WORKER says). */
+static int worker_path(char *out, size_t len)
+{
+    const char *e = getenv("TRAINPERF_WORKER");
+    if (e && *e) {
+        snprintf(out, len, "%s", e);
+        return 0;
+    }
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n < 0)
+        return -1;
+    self[n] = '\0';
+    snprintf(out, len, "%s/trainperf-worker", dirname(self));
+    return access(out, X_OK) == 0 ? 0 : -1;
+}
+
+static int mkdir_p(const char *path)
+{
+    char tmp[PATH_MAX];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
+                return -1;
+            *p = '/';
+        }
+    }
+    return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* The shortest %g form that reads back as exactly x (0.1, not 0.10000000000000001). */
+static void fmt_double(double x, char *out, size_t len)
+{
+    for (int prec = 6; prec <= 17; prec++) {
+        snprintf(out, len, "%.*g", prec, x);
+        if (strtod(out, NULL) == x)
+            return;
+    }
+}
+
+/* {"learning_rate": 0.001, ...} from the parsed --hparams list. */
+static void hparams_json(const tp_kv_list *kv, char *out, size_t len)
+{
+    size_t off = (size_t)snprintf(out, len, "{");
+    for (size_t i = 0; i < kv->count && off < len; i++) {
+        char num[32];
+        fmt_double(kv->items[i].value, num, sizeof num);
+        off += (size_t)snprintf(out + off, len - off, "%s\"%s\": %s", i ? ", " : "",
+                                kv->items[i].key, num);
+    }
+    if (off < len)
+        snprintf(out + off, len - off, "}");
+}
+
+static void fmt_time(double t, char *out, size_t len)
+{
+    if (isinf(t))
+        snprintf(out, len, "inf");
+    else if (isnan(t))
+        snprintf(out, len, "-");
+    else
+        snprintf(out, len, "%.2f", t);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* run */
+
+static int cmd_run(int argc, char **argv)
+{
+    tp_run_request q;
+    memset(&q, 0, sizeof q);
+    q.threads = 1;
+    q.clock = TP_CLOCK_WALL;
+    const char *workload = NULL, *workload_cfg = NULL, *results_dir = "results";
+    const char *plugins = NULL, *workloads = NULL;
+    double wall_limit = 0;
+    int quiet = 0;
+    enum {
+        O_WL = 256,
+        O_WLCFG,
+        O_OPT,
+        O_SCHED,
+        O_SEL,
+        O_HP,
+        O_SET,
+        O_SEED,
+        O_CLOCK,
+        O_STEPS,
+        O_THREADS,
+        O_WALL,
+        O_RES,
+        O_PLUG,
+        O_WLDIR,
+        O_QUIET
+    };
+    static const struct option opts[] = {
+        {"workload", required_argument, 0, O_WL},
+        {"workload-config", required_argument, 0, O_WLCFG},
+        {"optimizer", required_argument, 0, O_OPT},
+        {"schedule", required_argument, 0, O_SCHED},
+        {"selection", required_argument, 0, O_SEL},
+        {"hparams", required_argument, 0, O_HP},
+        {"set", required_argument, 0, O_SET},
+        {"seed", required_argument, 0, O_SEED},
+        {"clock", required_argument, 0, O_CLOCK},
+        {"max-steps", required_argument, 0, O_STEPS},
+        {"threads", required_argument, 0, O_THREADS},
+        {"wall-limit", required_argument, 0, O_WALL},
+        {"results", required_argument, 0, O_RES},
+        {"plugins", required_argument, 0, O_PLUG},
+        {"workloads", required_argument, 0, O_WLDIR},
+        {"quiet", no_argument, 0, O_QUIET},
+        {0, 0, 0, 0},
+    };
+    int c;
+    char *end;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case O_WL:
+            workload = optarg;
+            break;
+        case O_WLCFG:
+            workload_cfg = optarg;
+            break;
+        case O_OPT:
+            q.optimizer = optarg;
+            break;
+        case O_SCHED:
+            q.schedule = optarg;
+            break;
+        case O_SEL:
+            q.selection = optarg;
+            break;
+        case O_HP:
+            q.hparams = optarg;
+            break;
+        case O_SET:
+            if (q.num_overrides == TP_RUN_MAX_OVERRIDES) {
+                fprintf(stderr, "trainperf run: too many --set options\n");
+                return 2;
+            }
+            q.overrides[q.num_overrides++] = optarg;
+            break;
+        case O_SEED:
+            errno = 0;
+            q.seed = strtoull(optarg, &end, 10);
+            if (*end || errno || *optarg == '-')
+                goto bad;
+            break;
+        case O_CLOCK: {
+            int k = tp_clock_kind_parse(optarg);
+            if (k < 0)
+                goto bad;
+            q.clock = (tp_clock_kind)k;
+            break;
+        }
+        case O_STEPS:
+            errno = 0;
+            q.max_steps = strtoull(optarg, &end, 10);
+            if (*end || errno || *optarg == '-')
+                goto bad;
+            break;
+        case O_THREADS:
+            q.threads = (int)strtol(optarg, &end, 10);
+            if (*end || q.threads < 1 || q.threads > 256)
+                goto bad;
+            break;
+        case O_WALL:
+            wall_limit = strtod(optarg, &end);
+            if (*end || !(wall_limit > 0))
+                goto bad;
+            break;
+        case O_RES:
+            results_dir = optarg;
+            break;
+        case O_PLUG:
+            plugins = optarg;
+            break;
+        case O_WLDIR:
+            workloads = optarg;
+            break;
+        case O_QUIET:
+            quiet = 1;
+            break;
+        default:
+            return usage(stderr);
+        }
+    }
+    if (optind != argc || !q.optimizer || (!workload == !workload_cfg)) {
+        fprintf(stderr, "trainperf run: need --optimizer and one of --workload or "
+                        "--workload-config (see `trainperf help`)\n");
+        return 2;
+    }
+
+    char err[ERRLEN] = "", cfg_path[PATH_MAX], wpath[PATH_MAX];
+    q.plugin_dir = dir_default(plugins, "TRAINPERF_PLUGINS", TP_DEFAULT_PLUGIN_DIR);
+    workloads = dir_default(workloads, "TRAINPERF_WORKLOADS", TP_DEFAULT_WORKLOAD_DIR);
+    if (workload) {
+        if (tp_config_find_workload(workloads, workload, cfg_path, sizeof cfg_path, err,
+                                    sizeof err) < 0) {
+            fprintf(stderr, "trainperf run: %s\n", err);
+            return 1;
+        }
+    } else {
+        snprintf(cfg_path, sizeof cfg_path, "%s", workload_cfg);
+    }
+    if (worker_path(wpath, sizeof wpath) < 0) {
+        fprintf(stderr, "trainperf run: cannot find trainperf-worker next to trainperf (set "
+                        "TRAINPERF_WORKER)\n");
+        return 1;
+    }
+
+    /* Read the workload file here too, so errors show before a worker starts. */
+    tp_workload_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    tp_kv_list kv = {0};
+    tp_results *db = NULL;
+    int rc = 1;
+    if (tp_config_load_workload(cfg_path, &cfg, err, sizeof err) < 0)
+        goto fail;
+    for (int i = 0; i < q.num_overrides; i++)
+        if (tp_config_apply_override(&cfg, q.overrides[i], err, sizeof err) < 0)
+            goto fail;
+    if (tp_kv_parse(q.hparams ? q.hparams : "", &kv, err, sizeof err) < 0) {
+        char tmp[ERRLEN];
+        snprintf(tmp, sizeof tmp, "--hparams: %s", err);
+        snprintf(err, sizeof err, "%s", tmp);
+        goto fail;
+    }
+    const tp_workload_desc *wd = tp_workload_find(cfg.name);
+    if (!wd) {
+        snprintf(err, sizeof err, "%s: workload.name: no workload family '%s' is compiled in",
+                 cfg.file, cfg.name);
+        goto fail;
+    }
+    if (tp_results_open(results_dir, &db, err, sizeof err) < 0)
+        goto fail;
+
+    char hp_json[4096];
+    hparams_json(&kv, hp_json, sizeof hp_json);
+    tp_trial_meta meta = {
+        .workload = cfg.name,
+        .variant = "",
+        .optimizer = q.optimizer,
+        .schedule = q.schedule ? q.schedule : "constant",
+        .selection = q.selection ? q.selection : "next_batch",
+        .hparams_json = hp_json,
+        .seed = q.seed,
+        .budget = cfg.budget,
+        .clock = tp_clock_kind_name(q.clock),
+        .metric = wd->metric,
+        .maximize = wd->maximize,
+        .validation_target = cfg.validation_target,
+        .test_target = cfg.test_target,
+    };
+    int64_t id;
+    if (tp_results_begin_trial(db, &meta, &id, err, sizeof err) < 0)
+        goto fail;
+
+    char logdir[PATH_MAX], logpath[PATH_MAX], label[256];
+    snprintf(logdir, sizeof logdir, "%s/logs", results_dir);
+    snprintf(logpath, sizeof logpath, "%s/trial_%lld.log", logdir, (long long)id);
+    if (mkdir_p(logdir) < 0) {
+        snprintf(err, sizeof err, "%s: cannot create: %s", logdir, strerror(errno));
+        goto fail;
+    }
+    snprintf(label, sizeof label, "%s/%s", cfg.name, q.optimizer);
+    q.worker_path = wpath;
+    q.workload_config = cfg_path;
+    q.wall_limit = wall_limit > 0 ? wall_limit : 2 * cfg.budget + 120;
+    q.log_path = logpath;
+    q.progress =
+        quiet ? TP_PROGRESS_NONE : (isatty(STDOUT_FILENO) ? TP_PROGRESS_LINE : TP_PROGRESS_PLAIN);
+    q.label = label;
+    q.metric = wd->metric;
+    q.budget = cfg.budget;
+    q.validation_target = cfg.validation_target;
+
+    tp_run_result res;
+    if (tp_runner_run(&q, db, id, &res, err, sizeof err) < 0)
+        goto fail;
+
+    char ttt[32];
+    fmt_time(res.time_to_target, ttt, sizeof ttt);
+    double sub = q.clock == TP_CLOCK_CPU ? res.submission_time_cpu : res.submission_time_wall;
+    printf("%s (schedule %s, selection %s, seed %llu)\n", label, meta.schedule, meta.selection,
+           (unsigned long long)q.seed);
+    switch (res.status) {
+    case TP_TRIAL_REACHED:
+        printf("  reached both targets; validation %s target %g reached at %s s of submission "
+               "time\n",
+               wd->metric, cfg.validation_target, ttt);
+        break;
+    case TP_TRIAL_BUDGET:
+        printf("  budget of %g s spent; validation target %g %s\n", cfg.budget,
+               cfg.validation_target,
+               isinf(res.time_to_target) ? "not reached" : "reached, test target not");
+        break;
+    case TP_TRIAL_COMPLETE:
+        printf("  submission ended training; validation target %g %s\n", cfg.validation_target,
+               isinf(res.time_to_target) ? "not reached" : "reached");
+        break;
+    default:
+        printf("  FAILED (%s): %s\n", tp_err_name(res.reason), res.message);
+        break;
+    }
+    printf("  best validation %s %.4f; %llu steps in %.2f s (%s clock), %.0f steps/s; wall "
+           "%.1f s\n",
+           wd->metric, res.best_validation_metric, (unsigned long long)res.steps, sub,
+           tp_clock_kind_name(q.clock), sub > 0 ? (double)res.steps / sub : 0.0, res.wall_time);
+    printf("  results: %s (trial %lld), log: %s\n", tp_results_path(db), (long long)id, logpath);
+    rc = res.status == TP_TRIAL_FAILED ? 1 : 0;
+    goto out;
+bad:
+    fprintf(stderr, "trainperf run: bad value '%s' for %s\n", optarg, argv[optind - 1]);
+    return 2;
+fail:
+    fprintf(stderr, "trainperf run: %s\n", err);
+    rc = 1;
+out:
+    tp_results_close(db);
+    tp_kv_free(&kv);
+    tp_config_free_workload(&cfg);
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* check, list: the loader runs in a worker */
+
+static int exec_worker(char **args)
+{
+    char wpath[PATH_MAX], err[ERRLEN];
+    if (worker_path(wpath, sizeof wpath) < 0) {
+        fprintf(stderr, "trainperf: cannot find trainperf-worker next to trainperf (set "
+                        "TRAINPERF_WORKER)\n");
+        return 1;
+    }
+    args[0] = wpath;
+    int code;
+    if (tp_runner_exec(args, &code, err, sizeof err) < 0) {
+        fprintf(stderr, "trainperf: %s\n", err);
+        return 1;
+    }
+    if (code >= 128)
+        fprintf(stderr, "trainperf: the worker died with signal %d while loading the plugin\n",
+                code - 128);
+    return code;
+}
+
+static int cmd_check(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: trainperf check PLUGIN.so\n");
+        return 2;
+    }
+    char *args[] = {NULL, "check", argv[1], NULL};
+    return exec_worker(args);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int cmd_list(int argc, char **argv)
+{
+    const char *plugins = NULL, *workloads = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--plugins") == 0 && i + 1 < argc)
+            plugins = argv[++i];
+        else if (strcmp(argv[i], "--workloads") == 0 && i + 1 < argc)
+            workloads = argv[++i];
+        else {
+            fprintf(stderr, "usage: trainperf list [--plugins DIR] [--workloads DIR]\n");
+            return 2;
+        }
+    }
+    plugins = dir_default(plugins, "TRAINPERF_PLUGINS", TP_DEFAULT_PLUGIN_DIR);
+    workloads = dir_default(workloads, "TRAINPERF_WORKLOADS", TP_DEFAULT_WORKLOAD_DIR);
+
+    printf("workloads in %s:\n", workloads);
+    printf("  %-16s %-10s %8s %10s %10s %8s %8s\n", "name", "metric", "batch", "budget s",
+           "step_hint", "val", "test");
+    DIR *d = opendir(workloads);
+    char *names[256];
+    int n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)) && n < 256)
+        if (e->d_name[0] != '.')
+            names[n++] = strdup(e->d_name);
+    if (d)
+        closedir(d);
+    qsort(names, (size_t)n, sizeof *names, cmp_str);
+    for (int i = 0; i < n; i++) {
+        char path[PATH_MAX], err[ERRLEN];
+        snprintf(path, sizeof path, "%s/%s/%s.cfg", workloads, names[i], names[i]);
+        if (access(path, R_OK) == 0) {
+            tp_workload_config cfg;
+            memset(&cfg, 0, sizeof cfg);
+            if (tp_config_load_workload(path, &cfg, err, sizeof err) < 0) {
+                printf("  %-16s error: %s\n", names[i], err);
+            } else {
+                const tp_workload_desc *wd = tp_workload_find(cfg.name);
+                printf("  %-16s %-10s %8u %10g %10llu %8g %8g\n", names[i], wd ? wd->metric : "?",
+                       cfg.batch_size_hint, cfg.budget, (unsigned long long)cfg.step_hint,
+                       cfg.validation_target, cfg.test_target);
+            }
+            tp_config_free_workload(&cfg);
+        }
+        free(names[i]);
+    }
+    printf("\nplugins in %s:\n", plugins);
+    fflush(stdout);
+    char *args[] = {NULL, "list", (char *)plugins, NULL};
+    return exec_worker(args);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* results */
+
+static int print_trial(const tp_trial_summary *t, void *ud)
+{
+    (void)ud;
+    char ttt[32];
+    fmt_time(t->time_to_target, ttt, sizeof ttt);
+    double sub = t->submission_time_wall;
+    printf("%5lld  %-12s %-12s %-14s %-9s %9s %9.4f %8llu %8.0f  %s\n", (long long)t->id,
+           t->workload, t->optimizer, t->schedule, tp_trial_status_name(t->status), ttt,
+           t->best_validation_metric, (unsigned long long)t->steps,
+           sub > 0 ? (double)t->steps / sub : 0.0, t->hparams_json);
+    if (t->status == TP_TRIAL_FAILED)
+        printf("       failed (%s): %s\n", tp_err_name(t->reason), t->message);
+    return 0;
+}
+
+static int cmd_results(int argc, char **argv)
+{
+    const char *dir = argc > 1 ? argv[1] : "results";
+    char err[ERRLEN], path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/results.db", dir);
+    if (access(path, R_OK) != 0) {
+        fprintf(stderr, "trainperf results: %s: no results database (run a trial first)\n", path);
+        return 1;
+    }
+    tp_results *db;
+    if (tp_results_open(dir, &db, err, sizeof err) < 0) {
+        fprintf(stderr, "trainperf results: %s\n", err);
+        return 1;
+    }
+    printf("%5s  %-12s %-12s %-14s %-9s %9s %9s %8s %8s  %s\n", "trial", "workload", "optimizer",
+           "schedule", "status", "target s", "best val", "steps", "steps/s", "hparams");
+    int rc = tp_results_foreach_trial(db, NULL, 0, print_trial, NULL, err, sizeof err);
+    if (rc < 0)
+        fprintf(stderr, "trainperf results: %s\n", err);
+    tp_results_close(db);
+    return rc < 0 ? 1 : 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+
+int tp_cli_main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage(stderr);
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "run") == 0)
+        return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "check") == 0)
+        return cmd_check(argc - 1, argv + 1);
+    if (strcmp(cmd, "list") == 0)
+        return cmd_list(argc - 1, argv + 1);
+    if (strcmp(cmd, "results") == 0)
+        return cmd_results(argc - 1, argv + 1);
+    if (strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0)
+        return usage(stdout);
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("trainperf %s (SDK %d.%d)\n", TP_VERSION_STRING, TP_SDK_VERSION_MAJOR,
+               TP_SDK_VERSION_MINOR);
+        return 0;
+    }
+    fprintf(stderr, "trainperf: unknown command '%s'\n", cmd);
+    return usage(stderr);
+}

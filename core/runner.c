@@ -1,2 +1,460 @@
-/* placeholder: being written */
-typedef int tp__placeholder_core_runner_c;
+/*
+ * runner.c - one trial from the host's side (see runner.h).
+ */
+#define _POSIX_C_SOURCE 200809L
+#include "core/runner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "core/events.h"
+
+#define KILL_GRACE_MS 2000 /* SIGTERM, then SIGKILL after this */
+
+typedef struct run {
+    const tp_run_request *req;
+    tp_results *db;
+    int64_t trial_id;
+    tp_run_result *out;
+    uv_loop_t loop;
+    uv_process_t proc;
+    uv_pipe_t events;
+    uv_timer_t watchdog;
+    tp_event_decoder dec;
+    int open_handles;
+    int exited, pipe_done;
+    int64_t exit_status;
+    int term_signal;
+    int got_end;
+    int timed_out;
+    int killed_for_protocol;
+    int store_failed;
+    char failure[640]; /* first host-side failure (protocol, store) */
+    int failure_code;
+    double last_metric;
+    double start_wall;
+} run;
+
+static void on_close(uv_handle_t *h)
+{
+    run *r = h->data;
+    r->open_handles--;
+}
+
+static void kill_worker(run *r, int sig)
+{
+    if (r->exited)
+        return;
+    /* The worker is a process-group leader (UV_PROCESS_DETACHED): kill its threads and any
+     * children with it. */
+    if (kill(-r->proc.pid, sig) < 0)
+        uv_process_kill(&r->proc, sig);
+}
+
+static void fail_host_side(run *r, int code, const char *msg)
+{
+    if (!r->failure[0]) {
+        snprintf(r->failure, sizeof r->failure, "%s", msg);
+        r->failure_code = code;
+    }
+}
+
+static void progress_line(run *r, uint64_t step, double sub)
+{
+    const tp_run_request *q = r->req;
+    if (q->progress != TP_PROGRESS_LINE)
+        return;
+    char metric[64] = "-";
+    if (!isnan(r->last_metric))
+        snprintf(metric, sizeof metric, "%.4f", r->last_metric);
+    fprintf(stdout, "\r\033[K%s  step %llu  %.1f/%.0f s (%.0f%%)  validation %s %s (target %g)",
+            q->label, (unsigned long long)step, sub, q->budget, 100.0 * sub / q->budget, q->metric,
+            metric, q->validation_target);
+    fflush(stdout);
+}
+
+static int on_event(const tp_event *ev, void *ud)
+{
+    run *r = ud;
+    char err[512] = "";
+    switch (ev->type) {
+    case TP_EVENT_HELLO:
+        r->out->batch_size = ev->u.hello.batch_size;
+        r->out->num_params = ev->u.hello.num_params;
+        if (r->req->progress == TP_PROGRESS_PLAIN)
+            fprintf(stdout, "%s: started (%llu parameters, batch %u, setup %.2f s)\n",
+                    r->req->label, (unsigned long long)ev->u.hello.num_params,
+                    ev->u.hello.batch_size, ev->u.hello.init_seconds);
+        break;
+    case TP_EVENT_PROGRESS:
+        progress_line(r, ev->u.progress.step, ev->u.progress.submission_time);
+        break;
+    case TP_EVENT_EVAL: {
+        const tp_event_eval *e = &ev->u.eval;
+        tp_eval_row row = {
+            .eval_index = e->eval_index,
+            .global_step = e->global_step,
+            .score = e->score,
+            .submission_time_wall = e->submission_time_wall,
+            .submission_time_cpu = e->submission_time_cpu,
+            .total_duration = e->total_duration,
+            .validation_metric = e->validation_metric,
+            .validation_loss = e->validation_loss,
+            .test_metric = e->test_metric,
+            .test_loss = e->test_loss,
+            .validation_reached = e->validation_reached,
+            .test_reached = e->test_reached,
+        };
+        if (tp_results_add_eval(r->db, r->trial_id, &row, err, sizeof err) < 0) {
+            r->store_failed = 1;
+            fail_host_side(r, TP_EDB, err);
+            return TP_EDB;
+        }
+        r->last_metric = e->validation_metric;
+        r->out->num_evals = e->eval_index + 1;
+        if (r->req->progress == TP_PROGRESS_PLAIN)
+            fprintf(stdout, "%s: eval %u  step %llu  %.2f s  validation %s %.4f  test %.4f\n",
+                    r->req->label, e->eval_index, (unsigned long long)e->global_step, e->score,
+                    r->req->metric, e->validation_metric, e->test_metric);
+        else
+            progress_line(r, e->global_step, e->score);
+        break;
+    }
+    case TP_EVENT_END: {
+        const tp_event_end *e = &ev->u.end;
+        tp_run_result *o = r->out;
+        o->status = (tp_trial_status)e->status;
+        o->reason = e->reason;
+        snprintf(o->message, sizeof o->message, "%s", e->message);
+        o->steps = e->steps;
+        o->num_evals = e->num_evals;
+        o->submission_time_wall = e->submission_time_wall;
+        o->submission_time_cpu = e->submission_time_cpu;
+        o->time_to_target = e->time_to_target;
+        o->best_validation_metric = e->best_validation_metric;
+        r->got_end = 1;
+        break;
+    }
+    }
+    return 0;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    static char slab[65536];
+    (void)suggested;
+    buf->base = slab;
+    buf->len = sizeof slab;
+}
+
+static void maybe_finish(run *r)
+{
+    if (r->exited && r->pipe_done) {
+        if (!uv_is_closing((uv_handle_t *)&r->watchdog))
+            uv_close((uv_handle_t *)&r->watchdog, on_close);
+    }
+}
+
+static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    run *r = s->data;
+    if (n > 0) {
+        char err[512] = "";
+        int rc = tp_event_decoder_feed(&r->dec, buf->base, (size_t)n, on_event, r, err, sizeof err);
+        if (rc < 0 && !r->store_failed) {
+            char msg[600];
+            snprintf(msg, sizeof msg, "protocol violation from the worker: %s", err);
+            fail_host_side(r, TP_EPROTO, msg);
+        }
+        if (rc < 0) {
+            r->killed_for_protocol = 1;
+            kill_worker(r, SIGKILL);
+            uv_read_stop(s);
+            r->pipe_done = 1;
+            uv_close((uv_handle_t *)s, on_close);
+            maybe_finish(r);
+        }
+        return;
+    }
+    if (n < 0) {
+        r->pipe_done = 1;
+        uv_read_stop(s);
+        uv_close((uv_handle_t *)s, on_close);
+        maybe_finish(r);
+    }
+}
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int term_signal)
+{
+    run *r = p->data;
+    r->exited = 1;
+    r->exit_status = status;
+    r->term_signal = term_signal;
+    uv_close((uv_handle_t *)p, on_close);
+    maybe_finish(r);
+}
+
+static void on_watchdog(uv_timer_t *t)
+{
+    run *r = t->data;
+    if (!r->timed_out) {
+        r->timed_out = 1;
+        kill_worker(r, SIGTERM);
+        uv_timer_start(t, on_watchdog, KILL_GRACE_MS, 0);
+    } else {
+        kill_worker(r, SIGKILL);
+    }
+}
+
+/* The worker's argv. Strings are the request's or in `numbers`. */
+static int build_argv(const tp_run_request *q, char *numbers, size_t numlen, char **argv, int max)
+{
+    int n = 0;
+#define ARG(x)                                                                                     \
+    do {                                                                                           \
+        if (n >= max - 1)                                                                          \
+            return -1;                                                                             \
+        argv[n++] = (char *)(x);                                                                   \
+    } while (0)
+    char *seed = numbers, *steps = numbers + 32, *threads = numbers + 64;
+    if (numlen < 96)
+        return -1;
+    snprintf(seed, 32, "%llu", (unsigned long long)q->seed);
+    snprintf(steps, 32, "%llu", (unsigned long long)q->max_steps);
+    snprintf(threads, 32, "%d", q->threads > 0 ? q->threads : 1);
+    ARG(q->worker_path);
+    ARG("run");
+    ARG("--workload-config");
+    ARG(q->workload_config);
+    ARG("--plugins");
+    ARG(q->plugin_dir);
+    ARG("--optimizer");
+    ARG(q->optimizer);
+    if (q->schedule) {
+        ARG("--schedule");
+        ARG(q->schedule);
+    }
+    if (q->selection) {
+        ARG("--selection");
+        ARG(q->selection);
+    }
+    if (q->hparams && *q->hparams) {
+        ARG("--hparams");
+        ARG(q->hparams);
+    }
+    for (int i = 0; i < q->num_overrides; i++) {
+        ARG("--set");
+        ARG(q->overrides[i]);
+    }
+    ARG("--seed");
+    ARG(seed);
+    ARG("--clock");
+    ARG(tp_clock_kind_name(q->clock));
+    ARG("--max-steps");
+    ARG(steps);
+    ARG("--threads");
+    ARG(threads);
+    ARG("--event-fd");
+    ARG("3");
+    argv[n] = NULL;
+    return n;
+#undef ARG
+}
+
+static void finish_result(run *r)
+{
+    tp_run_result *o = r->out;
+    o->wall_time = tp_clock_wall_now() - r->start_wall;
+    if (r->failure[0]) { /* the host stopped trusting the worker */
+        o->status = TP_TRIAL_FAILED;
+        o->reason = r->failure_code;
+        snprintf(o->message, sizeof o->message, "%s", r->failure);
+    } else if (r->timed_out && !r->got_end) {
+        o->status = TP_TRIAL_FAILED;
+        o->reason = TP_ETIMEOUT;
+        snprintf(o->message, sizeof o->message,
+                 "killed: the worker ran past its wall-clock limit of %.0f s", r->req->wall_limit);
+    } else if (!r->got_end) {
+        o->status = TP_TRIAL_FAILED;
+        o->reason = TP_ECRASH;
+        if (r->term_signal)
+            snprintf(o->message, sizeof o->message, "worker killed by signal %d (%s)",
+                     r->term_signal, strsignal(r->term_signal));
+        else
+            snprintf(o->message, sizeof o->message,
+                     "worker exited with status %lld without reporting how the trial ended",
+                     (long long)r->exit_status);
+    }
+}
+
+int tp_runner_run(const tp_run_request *req, tp_results *db, int64_t trial_id, tp_run_result *out,
+                  char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    out->status = TP_TRIAL_FAILED;
+    out->time_to_target = INFINITY;
+    out->best_validation_metric = NAN;
+
+    run *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return TP_ENOMEM;
+    }
+    r->req = req;
+    r->db = db;
+    r->trial_id = trial_id;
+    r->out = out;
+    r->last_metric = NAN;
+    r->start_wall = tp_clock_wall_now();
+    tp_event_decoder_init(&r->dec);
+
+    int rc = TP_OK, log_fd = -1;
+    int uvrc = uv_loop_init(&r->loop);
+    if (uvrc < 0) {
+        snprintf(err, errlen, "uv_loop_init: %s", uv_strerror(uvrc));
+        free(r);
+        return TP_ESYS;
+    }
+    log_fd = open(req->log_path ? req->log_path : "/dev/null",
+                  O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log_fd < 0) {
+        snprintf(err, errlen, "%s: cannot open the trial log: %s", req->log_path, strerror(errno));
+        rc = TP_EIO;
+        goto done;
+    }
+
+    uv_pipe_init(&r->loop, &r->events, 0);
+    r->events.data = r;
+    r->open_handles++;
+    uv_timer_init(&r->loop, &r->watchdog);
+    r->watchdog.data = r;
+    r->open_handles++;
+
+    char numbers[96];
+    char *argv[96];
+    if (build_argv(req, numbers, sizeof numbers, argv, 96) < 0) {
+        snprintf(err, errlen, "too many worker arguments");
+        rc = TP_EINVAL;
+        goto close_handles;
+    }
+    uv_stdio_container_t stdio[4];
+    stdio[0].flags = UV_IGNORE;
+    stdio[1].flags = UV_INHERIT_FD;
+    stdio[1].data.fd = log_fd;
+    stdio[2].flags = UV_INHERIT_FD;
+    stdio[2].data.fd = log_fd;
+    stdio[3].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+    stdio[3].data.stream = (uv_stream_t *)&r->events;
+
+    uv_process_options_t po;
+    memset(&po, 0, sizeof po);
+    po.file = req->worker_path;
+    po.args = argv;
+    po.exit_cb = on_exit_cb;
+    po.stdio_count = 4;
+    po.stdio = stdio;
+    po.flags = UV_PROCESS_DETACHED; /* own process group: the watchdog kills all of it */
+    r->proc.data = r;
+    uvrc = uv_spawn(&r->loop, &r->proc, &po);
+    if (uvrc < 0) {
+        snprintf(err, errlen, "cannot start the worker %s: %s", req->worker_path,
+                 uv_strerror(uvrc));
+        rc = TP_ESYS;
+        goto close_handles;
+    }
+    r->open_handles++;
+    uv_read_start((uv_stream_t *)&r->events, on_alloc, on_read);
+    uv_timer_start(&r->watchdog, on_watchdog, (uint64_t)(req->wall_limit * 1000.0), 0);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    if (req->progress == TP_PROGRESS_LINE) {
+        fputc('\n', stdout);
+        fflush(stdout);
+    }
+    finish_result(r);
+
+    tp_trial_end end = {
+        .status = out->status,
+        .reason = out->reason,
+        .message = out->message,
+        .steps = out->steps,
+        .submission_time_wall = out->submission_time_wall,
+        .submission_time_cpu = out->submission_time_cpu,
+        .time_to_target = out->time_to_target,
+        .best_validation_metric = out->best_validation_metric,
+        .wall_time = out->wall_time,
+    };
+    if (tp_results_end_trial(db, trial_id, &end, err, errlen) < 0)
+        rc = TP_EDB;
+    goto done;
+
+close_handles:
+    if (!uv_is_closing((uv_handle_t *)&r->events))
+        uv_close((uv_handle_t *)&r->events, on_close);
+    if (!uv_is_closing((uv_handle_t *)&r->watchdog))
+        uv_close((uv_handle_t *)&r->watchdog, on_close);
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+done:
+    if (log_fd >= 0)
+        close(log_fd);
+    uv_loop_close(&r->loop);
+    free(r);
+    return rc;
+}
+
+typedef struct exec_state {
+    int64_t status;
+    int signal;
+} exec_state;
+
+static void on_exec_exit(uv_process_t *p, int64_t status, int term_signal)
+{
+    exec_state *s = p->data;
+    s->status = status;
+    s->signal = term_signal;
+    uv_close((uv_handle_t *)p, NULL);
+}
+
+int tp_runner_exec(char *const *argv, int *exit_code, char *err, size_t errlen)
+{
+    uv_loop_t loop;
+    int uvrc = uv_loop_init(&loop);
+    if (uvrc < 0) {
+        snprintf(err, errlen, "uv_loop_init: %s", uv_strerror(uvrc));
+        return TP_ESYS;
+    }
+    uv_stdio_container_t stdio[3];
+    for (int i = 0; i < 3; i++) {
+        stdio[i].flags = UV_INHERIT_FD;
+        stdio[i].data.fd = i;
+    }
+    exec_state st = {0, 0};
+    uv_process_t proc;
+    proc.data = &st;
+    uv_process_options_t po;
+    memset(&po, 0, sizeof po);
+    po.file = argv[0];
+    po.args = (char **)argv;
+    po.exit_cb = on_exec_exit;
+    po.stdio_count = 3;
+    po.stdio = stdio;
+    fflush(stdout);
+    uvrc = uv_spawn(&loop, &proc, &po);
+    if (uvrc < 0) {
+        snprintf(err, errlen, "cannot start %s: %s", argv[0], uv_strerror(uvrc));
+        uv_loop_close(&loop);
+        return TP_ESYS;
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    *exit_code = st.signal ? 128 + st.signal : (int)st.status;
+    return TP_OK;
+}

@@ -1,0 +1,37 @@
+/*
+ * clock.h - the two clocks of a trial: wall time (CLOCK_MONOTONIC, AlgoPerf's definition) and
+ * process CPU time (CLOCK_PROCESS_CPUTIME_ID, stabler on a shared machine). A trial times
+ * itself on one of them (the "timing clock") and records both.
+ *
+ * A tp_clock is an interface so the timing rules can be tested on a fake clock.
+ */
+#ifndef TP_CORE_CLOCK_H
+#define TP_CORE_CLOCK_H
+
+typedef enum tp_clock_kind { TP_CLOCK_WALL = 0, TP_CLOCK_CPU = 1 } tp_clock_kind;
+
+typedef struct tp_time {
+    double wall; /* seconds */
+    double cpu;  /* seconds */
+} tp_time;
+
+typedef struct tp_clock {
+    void (*read)(void *ud, tp_time *t);
+    void *ud;
+} tp_clock;
+
+/* The real clocks. */
+extern const tp_clock tp_clock_system;
+
+double tp_clock_wall_now(void);
+double tp_clock_cpu_now(void);
+/* The value of the timing clock in t. */
+static inline double tp_time_pick(const tp_time *t, tp_clock_kind k)
+{
+    return k == TP_CLOCK_CPU ? t->cpu : t->wall;
+}
+const char *tp_clock_kind_name(tp_clock_kind k); /* "wall" / "cpu" */
+/* Parse "wall" / "cpu"; -1 when neither. */
+int tp_clock_kind_parse(const char *s);
+
+#endif /* TP_CORE_CLOCK_H */

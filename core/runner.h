@@ -1,0 +1,76 @@
+/*
+ * runner.h - the host side of one trial: spawn a trainperf-worker with libuv, read its events
+ * from a pipe, commit every eval to the results store as it arrives, show progress, and kill
+ * the worker (its whole process group) when it overruns its wall-clock limit.
+ *
+ * The host never loads submission code. Whatever the worker does (crash, hang, garbage on the
+ * pipe, exit without an end event) becomes a failed trial with a reason; results already
+ * committed stay.
+ *
+ * Not here: sweeps (a later issue runs many of these side by side on one loop).
+ */
+#ifndef TP_CORE_RUNNER_H
+#define TP_CORE_RUNNER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/clock.h"
+#include "core/results.h"
+
+typedef enum tp_progress_mode {
+    TP_PROGRESS_NONE = 0,
+    TP_PROGRESS_LINE = 1, /* one live line on a terminal */
+    TP_PROGRESS_PLAIN = 2 /* a log line per eval (not a terminal) */
+} tp_progress_mode;
+
+#define TP_RUN_MAX_OVERRIDES 32
+
+typedef struct tp_run_request {
+    const char *worker_path;
+    const char *workload_config;
+    const char *overrides[TP_RUN_MAX_OVERRIDES];
+    int num_overrides;
+    const char *plugin_dir;
+    const char *optimizer;
+    const char *schedule;  /* NULL: none (factor 1) */
+    const char *selection; /* NULL: the worker's default */
+    const char *hparams;   /* NULL: defaults */
+    uint64_t seed;
+    tp_clock_kind clock;
+    uint64_t max_steps;
+    int threads;
+    double wall_limit;    /* seconds after which the worker is killed */
+    const char *log_path; /* the worker's stdout and stderr */
+    tp_progress_mode progress;
+    const char *label; /* shown in progress lines, e.g. "fmnist_mlp/adamw" */
+    const char *metric;
+    double budget;
+    double validation_target;
+} tp_run_request;
+
+typedef struct tp_run_result {
+    tp_trial_status status;
+    int reason;
+    char message[640];
+    uint64_t steps;
+    uint32_t num_evals;
+    uint32_t batch_size;
+    uint64_t num_params;
+    double submission_time_wall;
+    double submission_time_cpu;
+    double time_to_target;
+    double best_validation_metric;
+    double wall_time;
+} tp_run_result;
+
+/* Run one trial whose row `trial_id` exists in `db` (tp_results_begin_trial); on return the
+ * row is ended (tp_results_end_trial) whatever happened. Returns 0 when the trial ran (see
+ * out->status) or a negative code when the worker could not be started or the store failed. */
+int tp_runner_run(const tp_run_request *req, tp_results *db, int64_t trial_id, tp_run_result *out,
+                  char *err, size_t errlen);
+
+/* Run a worker command (check, list) in the foreground with the host's stdio and wait for
+ * it. *exit_code is its exit status, or 128 + signal. */
+int tp_runner_exec(char *const *argv, int *exit_code, char *err, size_t errlen);
+#endif /* TP_CORE_RUNNER_H */

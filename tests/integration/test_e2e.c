@@ -1,0 +1,324 @@
+/*
+ * test_e2e.c - whole trials through the real binaries: `trainperf run` spawns a
+ * trainperf-worker that loads the real plugins with dlopen and trains fmnist_mlp on a small
+ * subset of the real Fashion-MNIST data; the host commits evals to a real SQLite database.
+ * Checked: a loose target is reached and every eval is in the database, the budget stop, the
+ * same seed giving the same numbers, and failures (unknown plugin, undeclared hyperparameter,
+ * a segfaulting plugin) recorded as failed trials while the host carries on.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <math.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <trainperf/trainperf.h>
+
+#include "core/results.h"
+
+#define SUBSET                                                                                     \
+    "--set", "data.train_limit=5000", "--set", "data.validation_limit=1000", "--set",              \
+        "data.test_limit=1000"
+
+static char tmpdir[256];
+static char plugdir[300];
+
+/* Run build/trainperf with args; stdout+stderr to a file printed on failure. */
+static int trainperf(const char *results, const char *const *args)
+{
+    char *argv[64];
+    int n = 0;
+    argv[n++] = TP_TEST_BINARY_DIR "/trainperf";
+    argv[n++] = "run";
+    for (int i = 0; args[i]; i++)
+        argv[n++] = (char *)args[i];
+    argv[n++] = "--results";
+    argv[n++] = (char *)results;
+    argv[n++] = "--plugins";
+    argv[n++] = plugdir;
+    argv[n++] = "--quiet";
+    argv[n] = NULL;
+    char out[512];
+    snprintf(out, sizeof out, "%s/out.txt", tmpdir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        FILE *f = freopen(out, "w", stdout);
+        if (!f || dup2(fileno(stdout), 2) < 0)
+            _exit(99);
+        execv(argv[0], argv);
+        _exit(98);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    return WEXITSTATUS(st);
+}
+
+static void show_output(void)
+{
+    char path[512], line[1024];
+    snprintf(path, sizeof path, "%s/out.txt", tmpdir);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof line, f))
+        fprintf(stderr, "    | %s", line);
+    if (f)
+        fclose(f);
+}
+
+typedef struct collected {
+    int n;
+    tp_trial_summary t[8];
+    char msg[8][512];
+    char opt[8][64];
+} collected;
+
+static int collect_trial(const tp_trial_summary *t, void *ud)
+{
+    collected *c = ud;
+    if (c->n < 8) {
+        c->t[c->n] = *t;
+        snprintf(c->msg[c->n], 512, "%s", t->message ? t->message : "");
+        snprintf(c->opt[c->n], 64, "%s", t->optimizer);
+        c->n++;
+    }
+    return 0;
+}
+
+typedef struct evals {
+    int n;
+    tp_eval_row e[256];
+} evals;
+
+static int collect_eval(const tp_eval_row *e, void *ud)
+{
+    evals *v = ud;
+    if (v->n < 256)
+        v->e[v->n++] = *e;
+    return 0;
+}
+
+static void read_db(const char *results, collected *c, evals *first_evals)
+{
+    tp_results *db;
+    char err[512];
+    memset(c, 0, sizeof *c);
+    assert_int_equal(tp_results_open(results, &db, err, sizeof err), 0);
+    assert_int_equal(tp_results_foreach_trial(db, NULL, 0, collect_trial, c, err, sizeof err), 0);
+    if (first_evals) {
+        memset(first_evals, 0, sizeof *first_evals);
+        assert_int_equal(tp_results_foreach_eval(db, c->t[c->n - 1].id, collect_eval, first_evals,
+                                                 err, sizeof err),
+                         0);
+    }
+    tp_results_close(db);
+}
+
+static void results_dir(char *out, size_t len, const char *name)
+{
+    snprintf(out, len, "%s/%s", tmpdir, name);
+}
+
+static void test_reaches_loose_target(void **state)
+{
+    (void)state;
+    char res[512];
+    results_dir(res, sizeof res, "reach");
+    const char *args[] = {"--workload",
+                          "fmnist_mlp",
+                          "--optimizer",
+                          "adamw",
+                          "--schedule",
+                          "warmup_cosine",
+                          "--hparams",
+                          "learning_rate=0.002,warmup_factor=0.02",
+                          SUBSET,
+                          "--set",
+                          "targets.validation=0.72",
+                          "--set",
+                          "targets.test=0.70",
+                          "--set",
+                          "budget=60",
+                          "--set",
+                          "eval_period=0.3",
+                          "--set",
+                          "step_hint=600",
+                          NULL};
+    int rc = trainperf(res, args);
+    if (rc != 0)
+        show_output();
+    assert_int_equal(rc, 0);
+    collected c;
+    evals v;
+    read_db(res, &c, &v);
+    assert_int_equal(c.n, 1);
+    if (c.t[0].status != TP_TRIAL_REACHED)
+        show_output();
+    assert_int_equal(c.t[0].status, TP_TRIAL_REACHED);
+    assert_true(v.n >= 1);
+    assert_int_equal(c.t[0].num_evals, (uint32_t)v.n);
+    assert_int_equal(v.e[0].global_step, 1); /* the first eval right after step 1 */
+    int first_reached = -1;
+    for (int i = 0; i < v.n; i++) {
+        assert_int_equal(v.e[i].eval_index, (uint32_t)i);
+        if (i > 0) {
+            assert_true(v.e[i].score >= v.e[i - 1].score);
+            assert_true(v.e[i].global_step > v.e[i - 1].global_step);
+        }
+        assert_true(v.e[i].score < 60.0);
+        if (first_reached < 0 && v.e[i].validation_metric >= 0.72)
+            first_reached = i;
+    }
+    assert_true(first_reached >= 0);
+    assert_true(v.e[first_reached].validation_reached);
+    assert_true(c.t[0].time_to_target == v.e[first_reached].score);
+    assert_true(v.e[v.n - 1].validation_reached && v.e[v.n - 1].test_reached);
+    /* The trial log exists. */
+    char log[600];
+    snprintf(log, sizeof log, "%s/logs/trial_%lld.log", res, (long long)c.t[0].id);
+    assert_int_equal(access(log, R_OK), 0);
+}
+
+static void test_budget_stop(void **state)
+{
+    (void)state;
+    char res[512];
+    results_dir(res, sizeof res, "budget");
+    const char *args[] = {"--workload",
+                          "fmnist_mlp",
+                          "--optimizer",
+                          "sgd",
+                          SUBSET,
+                          "--set",
+                          "targets.validation=0.999",
+                          "--set",
+                          "budget=0.6",
+                          "--set",
+                          "eval_period=0.1",
+                          NULL};
+    assert_int_equal(trainperf(res, args), 0);
+    collected c;
+    evals v;
+    read_db(res, &c, &v);
+    assert_int_equal(c.t[0].status, TP_TRIAL_BUDGET);
+    assert_true(v.n >= 2);
+    for (int i = 0; i < v.n; i++)
+        assert_true(v.e[i].score < 0.6); /* no scored eval over budget */
+    assert_true(c.t[0].submission_time_wall >= 0.6);
+    assert_true(isinf(c.t[0].time_to_target));
+}
+
+static void test_same_seed_same_numbers(void **state)
+{
+    (void)state;
+    char res[3][512];
+    evals v[3];
+    const char *seeds[3] = {"7", "7", "8"};
+    for (int k = 0; k < 3; k++) {
+        char name[32];
+        snprintf(name, sizeof name, "det%d", k);
+        results_dir(res[k], sizeof res[k], name);
+        const char *args[] = {"--workload",  "fmnist_mlp", "--optimizer",
+                              "adamw",       "--hparams",  "dropout_rate=0.1",
+                              SUBSET,        "--set",      "eval_period=1000",
+                              "--max-steps", "40",         "--seed",
+                              seeds[k],      NULL};
+        assert_int_equal(trainperf(res[k], args), 0);
+        collected c;
+        read_db(res[k], &c, &v[k]);
+        assert_int_equal(c.t[0].status, TP_TRIAL_COMPLETE);
+        assert_int_equal(c.t[0].steps, 40);
+        assert_int_equal(v[k].n, 2); /* after step 1 and at the end */
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_true(v[0].e[i].validation_loss == v[1].e[i].validation_loss);
+        assert_true(v[0].e[i].test_metric == v[1].e[i].test_metric);
+    }
+    assert_true(v[0].e[1].validation_loss != v[2].e[1].validation_loss);
+}
+
+static void test_failures_are_recorded(void **state)
+{
+    (void)state;
+    char res[512];
+    results_dir(res, sizeof res, "fail");
+    const char *unknown[] = {"--workload",  "fmnist_mlp", "--optimizer",
+                             "no_such_opt", SUBSET,       NULL};
+    assert_int_equal(trainperf(res, unknown), 1);
+    const char *undeclared[] = {"--workload", "fmnist_mlp",       "--optimizer", "adamw",
+                                "--hparams",  "learning_rat=0.1", SUBSET,        NULL};
+    assert_int_equal(trainperf(res, undeclared), 1);
+    const char *crash[] = {"--workload", "fmnist_mlp", "--optimizer", "crash_update", SUBSET, NULL};
+    assert_int_equal(trainperf(res, crash), 1);
+    /* The host carries on: a good trial in the same results directory. */
+    const char *good[] = {"--workload", "fmnist_mlp",  "--optimizer", "adamw",
+                          SUBSET,       "--max-steps", "5",           NULL};
+    assert_int_equal(trainperf(res, good), 0);
+
+    collected c;
+    read_db(res, &c, NULL);
+    assert_int_equal(c.n, 4);
+    assert_int_equal(c.t[0].status, TP_TRIAL_FAILED);
+    assert_non_null(strstr(c.msg[0], "no optimizer plugin with id 'no_such_opt'"));
+    assert_int_equal(c.t[1].status, TP_TRIAL_FAILED);
+    assert_int_equal(c.t[1].reason, TP_ECONFIG);
+    assert_non_null(strstr(c.msg[1], "'learning_rat'"));
+    assert_int_equal(c.t[2].status, TP_TRIAL_FAILED);
+    assert_int_equal(c.t[2].reason, TP_ECRASH);
+    assert_non_null(strstr(c.msg[2], "signal 11"));
+    assert_int_equal(c.t[3].status, TP_TRIAL_COMPLETE);
+}
+
+/* A plugin folder with the built baselines and the hostile fixture. */
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(tmpdir, sizeof tmpdir, "/tmp/tp_e2e_XXXXXX");
+    if (!mkdtemp(tmpdir))
+        return -1;
+    snprintf(plugdir, sizeof plugdir, "%s/plugins", tmpdir);
+    if (mkdir(plugdir, 0755) < 0)
+        return -1;
+    const char *files[] = {TP_TEST_PLUGIN_DIR "/adamw.so", TP_TEST_PLUGIN_DIR "/sgd.so",
+                           TP_TEST_PLUGIN_DIR "/schedules.so", TP_TEST_PLUGIN_DIR "/next_batch.so",
+                           TP_E2E_FIXTURE};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        char link[512];
+        const char *base = strrchr(files[i], '/') + 1;
+        snprintf(link, sizeof link, "%s/%s", plugdir, base);
+        if (symlink(files[i], link) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    if (getenv("TP_KEEP_TMP"))
+        return 0;
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reaches_loose_target),
+        cmocka_unit_test(test_budget_stop),
+        cmocka_unit_test(test_same_seed_same_numbers),
+        cmocka_unit_test(test_failures_are_recorded),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
