@@ -16,6 +16,9 @@
 #include <uv.h>
 
 #include "core/events.h"
+#include "core/nn/nn.h" /* tp_blas_suggested_coretype */
+
+extern char **environ;
 
 #define KILL_GRACE_MS 2000 /* SIGTERM, then SIGKILL after this */
 
@@ -215,6 +218,27 @@ static void on_watchdog(uv_timer_t *t)
     }
 }
 
+/* The worker's environment: the host's, plus OPENBLAS_CORETYPE when the machine leaves it unset
+ * and OpenBLAS would otherwise fall back to kernels far weaker than the CPU runs (0.3.21 on
+ * CPUs newer than it). OpenBLAS reads the variable once, when it loads, so only whoever starts
+ * a process can set it. A value the user or machine set is never touched. NULL: inherit. */
+static char **worker_env(char *extra, size_t len)
+{
+    const char *core = getenv("OPENBLAS_CORETYPE") ? NULL : tp_blas_suggested_coretype();
+    if (!core)
+        return NULL;
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + 2, sizeof *env);
+    if (!env)
+        return NULL;
+    memcpy(env, environ, n * sizeof *env);
+    snprintf(extra, len, "OPENBLAS_CORETYPE=%s", core);
+    env[n] = extra;
+    return env;
+}
+
 /* The worker's argv. Strings are the request's or in `numbers`. */
 static int build_argv(const tp_run_request *q, char *numbers, size_t numlen, char **argv, int max)
 {
@@ -363,8 +387,12 @@ int tp_runner_run(const tp_run_request *req, tp_results *db, int64_t trial_id, t
     po.stdio_count = 4;
     po.stdio = stdio;
     po.flags = UV_PROCESS_DETACHED; /* own process group: the watchdog kills all of it */
+    char coretype[64];
+    char **env = worker_env(coretype, sizeof coretype);
+    po.env = env;
     r->proc.data = r;
     uvrc = uv_spawn(&r->loop, &r->proc, &po);
+    free(env);
     if (uvrc < 0) {
         snprintf(err, errlen, "cannot start the worker %s: %s", req->worker_path,
                  uv_strerror(uvrc));

@@ -13,6 +13,7 @@
 #include "core/config.h"
 #include "core/events.h"
 #include "core/hostapi.h"
+#include "core/nn/nn.h" /* tp_blas_check */
 #include "core/plugin.h"
 #include "core/trial.h"
 
@@ -415,6 +416,10 @@ int tp_worker_run(const tp_worker_args *a)
     memset(&wk, 0, sizeof wk);
     wk.a = a;
     openblas_set_num_threads(a->threads > 0 ? a->threads : 1);
+    char blas[256];
+    int weak = tp_blas_check(blas, sizeof blas);
+    fprintf(stderr, "worker: %s%s, %d thread(s)\n", weak ? "warning: " : "", blas,
+            a->threads > 0 ? a->threads : 1);
 
     double t_setup = tp_clock_wall_now();
     int rc = setup(&wk, err, sizeof err);

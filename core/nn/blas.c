@@ -8,7 +8,8 @@
  * OPENBLAS_CORETYPE, so it can only be corrected by whoever starts the process; this file only
  * detects the mismatch and says what to set.
  *
- * Not here: setting the variable (the host does that for its workers), thread counts.
+ * Not here: setting the variable (the host does that for its workers, see runner.c), thread
+ * counts.
  */
 #include "core/nn/nn.h"
 
@@ -31,17 +32,28 @@ static const char *best_coretype(void)
     return NULL;
 }
 
-int tp_blas_check(char *msg, size_t msglen)
+static const char *current_core(void)
 {
     const char *core = openblas_get_corename();
+    return core ? core : "unknown";
+}
+
+const char *tp_blas_suggested_coretype(void)
+{
+    const char *core = current_core();
     const char *best = best_coretype();
-    if (!core)
-        core = "unknown";
     /* The fallback cores of x86-64 builds. A known modern core name is trusted. */
     int weak = best && (!strcmp(core, "Prescott") || !strcmp(core, "Core2") ||
                         !strcmp(core, "Nehalem") || !strcmp(core, "Sandybridge") ||
                         (!strcmp(core, "Haswell") && !strcmp(best, "SkylakeX")));
-    if (weak) {
+    return weak ? best : NULL;
+}
+
+int tp_blas_check(char *msg, size_t msglen)
+{
+    const char *core = current_core();
+    const char *best = tp_blas_suggested_coretype();
+    if (best) {
         snprintf(msg, msglen,
                  "OpenBLAS uses its %s kernels but this CPU supports %s ones; start the process "
                  "with OPENBLAS_CORETYPE=%s in its environment for several times faster sgemm",

@@ -193,5 +193,8 @@ void tp_fill_uniform(float *p, uint64_t n, float limit, tp_rng *r);
  * value to set in the environment of the process before it starts) when the core OpenBLAS chose
  * is weaker than what this CPU supports; 0 and a one-line description otherwise. */
 int tp_blas_check(char *msg, size_t msglen);
+/* The OPENBLAS_CORETYPE that would give this process's CPU faster kernels than the ones
+ * OpenBLAS picked ("SkylakeX", "Haswell"), or NULL when its choice is already right. */
+const char *tp_blas_suggested_coretype(void);
 
 #endif /* TP_NN_NN_H */
