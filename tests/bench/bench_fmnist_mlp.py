@@ -9,6 +9,12 @@ two run in alternating rounds in one invocation so machine noise hits both; the 
 per-round medians, their median, the ratio trainperf/PyTorch, and GFLOP/s next to the
 single-thread cblas_sgemm rate on the model's own GEMM shapes (measured by bench_step).
 
+Kernels: both sides use OpenBLAS (Debian's PyTorch 1.13 calls libblas.so.3, which is
+OpenBLAS here). When OPENBLAS_CORETYPE is unset and OpenBLAS would fall back to kernels weaker
+than the CPU runs (0.3.21 on newer CPUs), the script applies the rule a trainperf host applies
+to its workers (core/runner.c) to both sides: it re-executes itself with the suggested
+OPENBLAS_CORETYPE. A value already set is used as it is.
+
 Run by hand (never by ctest), after building:  /usr/bin/python3 tests/bench/bench_fmnist_mlp.py
 Needs Debian's python3-torch and python3-numpy.
 """
@@ -94,6 +100,12 @@ def main():
     exe = os.path.join(args.build, "bench", "bench_step")
     if not os.access(exe, os.X_OK):
         sys.exit(f"{exe} not found: build the project first (bash .ci/setup)")
+    if "OPENBLAS_CORETYPE" not in os.environ:
+        core = subprocess.run([exe, "--blas-suggest"], check=True, capture_output=True,
+                              text=True).stdout.strip()
+        if core:  # same kernels for both sides, chosen as the host chooses for workers
+            env = dict(os.environ, OPENBLAS_CORETYPE=core)
+            os.execve(sys.executable, [sys.executable] + sys.argv, env)
 
     info = trainperf_round(exe, args.steps, args.batch, sgemm=True)
     state = torch_setup(args.batch)
@@ -107,6 +119,8 @@ def main():
     peak = info["sgemm_shapes_gflops"]
     print(f"fmnist_mlp step, batch {args.batch}, AdamW, 1 thread, {args.rounds} alternating "
           f"rounds of {args.steps} steps (per-round medians)")
+    print(f"  OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}; "
+          f"trainperf: {info['blas']}")
     print(f"  trainperf : median {tp_med * 1e3:7.3f} ms  ({flops / tp_med * 1e-9:6.1f} GFLOP/s)"
           f"  rounds: {' '.join(f'{t * 1e3:.3f}' for t in tp_t)}")
     print(f"  PyTorch   : median {pt_med * 1e3:7.3f} ms  ({flops / pt_med * 1e-9:6.1f} GFLOP/s)"

@@ -7,6 +7,8 @@
  *
  *   bench_step [--steps N] [--warmup N] [--batch B] [--optimizer ID] [--hparams k=v,...]
  *              [--plugins DIR] [--workload-config FILE] [--sgemm]
+ *   bench_step --blas-suggest    print the OPENBLAS_CORETYPE a trainperf host would give its
+ *                                workers here (empty when OpenBLAS's own choice is right)
  */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
@@ -18,6 +20,7 @@
 #include "core/clock.h"
 #include "core/config.h"
 #include "core/hostapi.h"
+#include "core/nn/nn.h"
 #include "core/plugin.h"
 
 static int cmp_double(const void *a, const void *b)
@@ -82,7 +85,11 @@ int main(int argc, char **argv)
             cfgpath = argv[++i];
         else if (!strcmp(argv[i], "--sgemm"))
             sgemm = 1;
-        else {
+        else if (!strcmp(argv[i], "--blas-suggest")) {
+            const char *core = tp_blas_suggested_coretype();
+            printf("%s\n", core ? core : "");
+            return 0;
+        } else {
             fprintf(stderr, "bench_step: unknown argument %s\n", argv[i]);
             return 2;
         }
@@ -173,9 +180,11 @@ int main(int argc, char **argv)
     /* FLOPs of one step: forward and weight gradients of every linear layer, input gradients
      * of all but the first (the data needs none). */
     double flops = 0;
+    char blas[256];
+    tp_blas_check(blas, sizeof blas);
     printf("{\"workload\": \"%s\", \"optimizer\": \"%s\", \"batch\": %u, \"params\": %llu, "
-           "\"step_median_s\": %.9g",
-           cfg.name, opt, batch, (unsigned long long)w->num_params, step_med);
+           "\"step_median_s\": %.9g, \"blas\": \"%s\"",
+           cfg.name, opt, batch, (unsigned long long)w->num_params, step_med, blas);
     uint32_t layers = 0;
     uint32_t dims[16][2];
     for (uint32_t i = 0; i < w->num_tensors && layers < 16; i++)
