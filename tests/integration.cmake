@@ -1,11 +1,13 @@
 # End-to-end: the real trainperf and trainperf-worker binaries, real plugins, real data.
-tp_add_plugin(fixture_crash_update
-  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/fixtures/crash_update.c
-  OUTPUT_DIR ${CMAKE_BINARY_DIR}/tests/e2e_fixtures)
-set_target_properties(fixture_crash_update PROPERTIES OUTPUT_NAME crash_update)
+set(TP_E2E_FIXTURE_DIR ${CMAKE_BINARY_DIR}/tests/e2e_fixtures)
+foreach(fixture IN ITEMS crash_update hang_update)
+  tp_add_plugin(fixture_${fixture}
+    SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/fixtures/${fixture}.c
+    OUTPUT_DIR ${TP_E2E_FIXTURE_DIR})
+  set_target_properties(fixture_${fixture} PROPERTIES OUTPUT_NAME ${fixture})
+endforeach()
 tp_add_test(test_e2e SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_e2e.c
   LABEL integration TIMEOUT 300)
-target_compile_definitions(test_e2e PRIVATE
-  TP_E2E_FIXTURE="${CMAKE_BINARY_DIR}/tests/e2e_fixtures/crash_update.so")
-add_dependencies(test_e2e trainperf trainperf-worker fixture_crash_update sgd adamw schedules
-  next_batch)
+target_compile_definitions(test_e2e PRIVATE TP_E2E_FIXTURE_DIR="${TP_E2E_FIXTURE_DIR}")
+add_dependencies(test_e2e trainperf trainperf-worker fixture_crash_update fixture_hang_update
+  sgd adamw schedules next_batch)

@@ -4,7 +4,8 @@
  * subset of the real Fashion-MNIST data; the host commits evals to a real SQLite database.
  * Checked: a loose target is reached and every eval is in the database, the budget stop, the
  * same seed giving the same numbers, and failures (unknown plugin, undeclared hyperparameter,
- * a segfaulting plugin) recorded as failed trials while the host carries on.
+ * a segfaulting plugin, a hanging one killed by the watchdog) recorded as failed trials while
+ * the host carries on, and `trainperf check` accepting and refusing plugins.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -33,20 +34,15 @@
 static char tmpdir[256];
 static char plugdir[300];
 
-/* Run build/trainperf with args; stdout+stderr to a file printed on failure. */
-static int trainperf(const char *results, const char *const *args)
+/* Run build/trainperf with argv (after the program name); stdout+stderr to a file printed on
+ * failure. Returns the exit status. */
+static int tool(char *const *args)
 {
     char *argv[64];
     int n = 0;
     argv[n++] = TP_TEST_BINARY_DIR "/trainperf";
-    argv[n++] = "run";
-    for (int i = 0; args[i]; i++)
-        argv[n++] = (char *)args[i];
-    argv[n++] = "--results";
-    argv[n++] = (char *)results;
-    argv[n++] = "--plugins";
-    argv[n++] = plugdir;
-    argv[n++] = "--quiet";
+    for (int i = 0; args[i] && n < 63; i++)
+        argv[n++] = args[i];
     argv[n] = NULL;
     char out[512];
     snprintf(out, sizeof out, "%s/out.txt", tmpdir);
@@ -63,6 +59,36 @@ static int trainperf(const char *results, const char *const *args)
     assert_int_equal(waitpid(pid, &st, 0), pid);
     assert_true(WIFEXITED(st));
     return WEXITSTATUS(st);
+}
+
+/* `trainperf run ARGS --results RESULTS --plugins <the test's folder> --quiet` */
+static int trainperf(const char *results, const char *const *args)
+{
+    char *argv[64];
+    int n = 0;
+    argv[n++] = "run";
+    for (int i = 0; args[i] && n < 56; i++)
+        argv[n++] = (char *)args[i];
+    argv[n++] = "--results";
+    argv[n++] = (char *)results;
+    argv[n++] = "--plugins";
+    argv[n++] = plugdir;
+    argv[n++] = "--quiet";
+    argv[n] = NULL;
+    return tool(argv);
+}
+
+static int output_contains(const char *needle)
+{
+    char path[512], buf[65536];
+    snprintf(path, sizeof path, "%s/out.txt", tmpdir);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strstr(buf, needle) != NULL;
 }
 
 static void show_output(void)
@@ -279,19 +305,67 @@ static void test_failures_are_recorded(void **state)
     assert_int_equal(c.t[3].status, TP_TRIAL_COMPLETE);
 }
 
-/* A plugin folder with the built baselines and the hostile fixture. */
+static void test_watchdog_kills_hung_worker(void **state)
+{
+    (void)state;
+    char res[512];
+    results_dir(res, sizeof res, "hang");
+    const char *hang[] = {"--workload", "fmnist_mlp",   "--optimizer", "hang_update",
+                          SUBSET,       "--wall-limit", "4",           NULL};
+    assert_int_equal(trainperf(res, hang), 1);
+    assert_true(output_contains("wall-clock limit"));
+    collected c;
+    evals v;
+    read_db(res, &c, &v);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.t[0].status, TP_TRIAL_FAILED);
+    assert_int_equal(c.t[0].reason, TP_ETIMEOUT);
+    /* The eval after step 1 was committed before the hang and stays. */
+    assert_int_equal(v.n, 1);
+    assert_int_equal(v.e[0].global_step, 1);
+}
+
+static void test_check_command(void **state)
+{
+    (void)state;
+    char good[512], bad[512];
+    snprintf(good, sizeof good, "%s/adamw.so", plugdir);
+    char *ok_args[] = {"check", good, NULL};
+    assert_int_equal(tool(ok_args), 0);
+    assert_true(output_contains("learning_rate"));
+    assert_true(output_contains("OK: 1 plugin"));
+
+    snprintf(bad, sizeof bad, "%s/not_a_plugin.so", tmpdir);
+    FILE *f = fopen(bad, "w");
+    assert_non_null(f);
+    fputs("this is text, not an ELF shared object\n", f);
+    fclose(f);
+    char *bad_args[] = {"check", bad, NULL};
+    assert_int_equal(tool(bad_args), 1);
+    assert_true(output_contains("not_a_plugin.so"));
+    assert_true(output_contains("REFUSED"));
+}
+
+/* A plugin folder with the built baselines and the hostile fixtures. */
 static int setup(void **state)
 {
     (void)state;
+    /* In a sanitizer build, ASan's own SEGV handler would turn the hostile plugin's crash into
+     * a report and exit status 1; the workers must die of the signal as in a normal build. */
+    static char asan[1024];
+    const char *old = getenv("ASAN_OPTIONS");
+    snprintf(asan, sizeof asan, "%s%shandle_segv=0", old ? old : "", old && *old ? ":" : "");
+    setenv("ASAN_OPTIONS", asan, 1);
     snprintf(tmpdir, sizeof tmpdir, "/tmp/tp_e2e_XXXXXX");
     if (!mkdtemp(tmpdir))
         return -1;
     snprintf(plugdir, sizeof plugdir, "%s/plugins", tmpdir);
     if (mkdir(plugdir, 0755) < 0)
         return -1;
-    const char *files[] = {TP_TEST_PLUGIN_DIR "/adamw.so", TP_TEST_PLUGIN_DIR "/sgd.so",
-                           TP_TEST_PLUGIN_DIR "/schedules.so", TP_TEST_PLUGIN_DIR "/next_batch.so",
-                           TP_E2E_FIXTURE};
+    const char *files[] = {
+        TP_TEST_PLUGIN_DIR "/adamw.so",        TP_TEST_PLUGIN_DIR "/sgd.so",
+        TP_TEST_PLUGIN_DIR "/schedules.so",    TP_TEST_PLUGIN_DIR "/next_batch.so",
+        TP_E2E_FIXTURE_DIR "/crash_update.so", TP_E2E_FIXTURE_DIR "/hang_update.so"};
     for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
         char link[512];
         const char *base = strrchr(files[i], '/') + 1;
@@ -319,6 +393,8 @@ int main(void)
         cmocka_unit_test(test_budget_stop),
         cmocka_unit_test(test_same_seed_same_numbers),
         cmocka_unit_test(test_failures_are_recorded),
+        cmocka_unit_test(test_watchdog_kills_hung_worker),
+        cmocka_unit_test(test_check_command),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
