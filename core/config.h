@@ -32,15 +32,15 @@
 #include "core/nn/workload.h" /* tp_wl_option */
 
 typedef struct tp_workload_config {
-    char *file;               /* the path it was read from */
-    char *name;               /* workload family, e.g. "fmnist_mlp" */
+    char *file; /* the path it was read from */
+    char *name; /* workload family, e.g. "fmnist_mlp" */
     uint32_t batch_size_hint;
     uint64_t step_hint;
-    double eval_period;       /* seconds, > 0 */
-    double budget;            /* seconds, > 0 */
+    double eval_period; /* seconds, > 0 */
+    double budget;      /* seconds, > 0 */
     double validation_target;
     double test_target;
-    tp_wl_option *options;    /* data.* and model.* (owned; keys and strings too) */
+    tp_wl_option *options; /* data.* and model.* (owned; keys and strings too) */
     size_t num_options;
 } tp_workload_config;
 

@@ -67,8 +67,7 @@ int tp_plugin_set_add_dir(tp_plugin_set *set, const char *dir,
                           void (*on_error)(const char *path, const char *msg, void *ud), void *ud,
                           char *err, size_t errlen);
 /* Find a plugin by id (and kind; 0 = any kind). NULL when absent. */
-const tp_plugin *tp_plugin_set_find(const tp_plugin_set *set, const char *id,
-                                    tp_plugin_kind kind);
+const tp_plugin *tp_plugin_set_find(const tp_plugin_set *set, const char *id, tp_plugin_kind kind);
 uint32_t tp_plugin_set_count(const tp_plugin_set *set);
 const tp_plugin *tp_plugin_set_get(const tp_plugin_set *set, uint32_t i);
 
@@ -86,7 +85,7 @@ typedef enum tp_plugin_fn {
 } tp_plugin_fn;
 
 int tp_plugin_has(const tp_plugin *p, tp_plugin_fn fn);
-const char *tp_plugin_fn_name(tp_plugin_fn fn); /* "update" */
+const char *tp_plugin_fn_name(tp_plugin_fn fn);       /* "update" */
 const char *tp_plugin_kind_name(tp_plugin_kind kind); /* "optimizer" */
 
 /* Calls through libffi. Each returns what the plugin returned, or TP_ENOTSUP when the entry
@@ -100,12 +99,12 @@ int tp_plugin_call_update(const tp_plugin *p, void *state, const tp_host *host, 
                           const tp_update_args *args, tp_error *err);
 int tp_plugin_call_prepare_for_eval(const tp_plugin *p, void *state, const tp_host *host,
                                     tp_ctx *ctx, tp_error *err);
-int tp_plugin_call_precondition(const tp_plugin *p, void *state, const tp_host *host,
-                                tp_ctx *ctx, const float *v, float *out, tp_error *err);
+int tp_plugin_call_precondition(const tp_plugin *p, void *state, const tp_host *host, tp_ctx *ctx,
+                                const float *v, float *out, tp_error *err);
 void tp_plugin_call_destroy(const tp_plugin *p, void *state, const tp_host *host, tp_ctx *ctx);
 int tp_plugin_call_lr_factor(const tp_plugin *p, void *state, const tp_host *host, tp_ctx *ctx,
                              uint64_t step, double *factor, tp_error *err);
-int tp_plugin_call_select_batch(const tp_plugin *p, void *state, const tp_host *host,
-                                tp_ctx *ctx, tp_batch *batch, tp_error *err);
+int tp_plugin_call_select_batch(const tp_plugin *p, void *state, const tp_host *host, tp_ctx *ctx,
+                                tp_batch *batch, tp_error *err);
 
 #endif /* TP_CORE_PLUGIN_H */

@@ -108,8 +108,8 @@ int tp_results_open(const char *dir, tp_results **out, char *err, size_t errlen)
 void tp_results_close(tp_results *r); /* close(NULL) is a no-op */
 const char *tp_results_path(const tp_results *r);
 
-int tp_results_begin_trial(tp_results *r, const tp_trial_meta *meta, int64_t *trial_id,
-                           char *err, size_t errlen);
+int tp_results_begin_trial(tp_results *r, const tp_trial_meta *meta, int64_t *trial_id, char *err,
+                           size_t errlen);
 int tp_results_add_eval(tp_results *r, int64_t trial_id, const tp_eval_row *row, char *err,
                         size_t errlen);
 int tp_results_end_trial(tp_results *r, int64_t trial_id, const tp_trial_end *end, char *err,

@@ -70,12 +70,22 @@ extern "C" {
 #define TP_FIELD_PRESENT(p, type, field)                                                           \
     ((p) != NULL && (p)->struct_size >= offsetof(type, field) + sizeof(((type *)0)->field))
 
-/* Fill the two header fields of a boundary struct you write: TP_STRUCT_INIT(&x, tp_batch). */
+/* Start a boundary struct you write: zero every field, then fill the two header fields.
+ * TP_STRUCT_INIT(&batch, tp_batch); batch.size = ...; Fields you do not set stay 0 / NULL,
+ * which every optional field of the SDK reads as "absent". */
+#ifdef __cplusplus
 #define TP_STRUCT_INIT(p, type)                                                                    \
     do {                                                                                           \
+        *(p) = type();                                                                             \
         (p)->struct_size = (uint32_t)sizeof(type);                                                 \
         (p)->sdk_version = TP_SDK_VERSION;                                                         \
     } while (0)
+#else
+#define TP_STRUCT_INIT(p, type)                                                                    \
+    do {                                                                                           \
+        *(p) = (type){.struct_size = (uint32_t)sizeof(type), .sdk_version = TP_SDK_VERSION};       \
+    } while (0)
+#endif
 
 #if defined(__GNUC__)
 #define TP_EXPORT            __attribute__((visibility("default")))
