@@ -21,6 +21,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "core/config.h"
+#include "core/error.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -36,18 +37,6 @@
 
 /* ---------------------------------------------------------------------------------------- */
 /* Small helpers */
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...) TP_PRINTF(3, 4);
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static char *dup_str(const char *s)
 {
@@ -358,8 +347,8 @@ static int fail_at(loader *L, const config_setting_t *s, const char *child, cons
     va_start(ap, fmt);
     vsnprintf(why, sizeof why, fmt, ap);
     va_end(ap);
-    set_err(L->err, L->errlen, "%s:%d: %s%s%s: %s", L->file, setting_line(s), path,
-            child != NULL && path[0] != '\0' ? "." : "", child != NULL ? child : "", why);
+    tp__errf(L->err, L->errlen, "%s:%d: %s%s%s: %s", L->file, setting_line(s), path,
+             child != NULL && path[0] != '\0' ? "." : "", child != NULL ? child : "", why);
     return TP_ECONFIG;
 }
 
@@ -464,7 +453,7 @@ static int flatten(loader *L, const config_setting_t *g, const char *prefix)
     return TP_OK;
 
 nomem:
-    set_err(L->err, L->errlen, "%s: out of memory reading workload options", L->file);
+    tp__errf(L->err, L->errlen, "%s: out of memory reading workload options", L->file);
     return TP_ENOMEM;
 }
 
@@ -558,7 +547,7 @@ int tp_config_load_workload(const char *path, tp_workload_config *out, char *err
     FILE *fp = fopen(path, "r");
     struct stat st;
     if (fp == NULL || (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode))) {
-        set_err(err, errlen, "%s: cannot read: %s", path, strerror(fp ? EISDIR : errno));
+        tp__errf(err, errlen, "%s: cannot read: %s", path, strerror(fp ? EISDIR : errno));
         if (fp != NULL)
             fclose(fp);
         rc = TP_EIO;
@@ -569,7 +558,7 @@ int tp_config_load_workload(const char *path, tp_workload_config *out, char *err
     incdir = dir_of(path);
     out->file = dup_str(path);
     if (incdir == NULL || out->file == NULL) {
-        set_err(err, errlen, "%s: out of memory", path);
+        tp__errf(err, errlen, "%s: out of memory", path);
         rc = TP_ENOMEM;
         goto error;
     }
@@ -579,10 +568,10 @@ int tp_config_load_workload(const char *path, tp_workload_config *out, char *err
         const char *efile = config_error_file(&cfg) ? config_error_file(&cfg) : path;
         const char *text = config_error_text(&cfg) ? config_error_text(&cfg) : "unknown error";
         if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO) {
-            set_err(err, errlen, "%s: cannot read: %s", efile, text);
+            tp__errf(err, errlen, "%s: cannot read: %s", efile, text);
             rc = TP_EIO;
         } else {
-            set_err(err, errlen, "%s:%d: syntax error: %s", efile, config_error_line(&cfg), text);
+            tp__errf(err, errlen, "%s:%d: syntax error: %s", efile, config_error_line(&cfg), text);
             rc = TP_ECONFIG;
         }
         goto error;
@@ -604,10 +593,10 @@ int tp_config_load_workload(const char *path, tp_workload_config *out, char *err
         w = s;
     }
     if (w == NULL) {
-        set_err(err, errlen,
-                "%s:1: workload: missing; must be a group { name = ...; batch_size_hint = ...; "
-                "... }",
-                path);
+        tp__errf(err, errlen,
+                 "%s:1: workload: missing; must be a group { name = ...; batch_size_hint = ...; "
+                 "... }",
+                 path);
         rc = TP_ECONFIG;
         goto error;
     }
@@ -661,15 +650,15 @@ int tp_config_find_workload(const char *dir, const char *name, char *path, size_
     int rc;
 
     if (name[0] == '\0' || name[0] == '.' || strchr(name, '/') != NULL) {
-        set_err(err, errlen,
-                "workload \"%s\": not a valid workload name (a directory name under %s)", name,
-                dir);
+        tp__errf(err, errlen,
+                 "workload \"%s\": not a valid workload name (a directory name under %s)", name,
+                 dir);
         return TP_EINVAL;
     }
     int w = snprintf(path, pathlen, "%s/%s/%s.cfg", dir, name, name);
     if (w < 0 || (size_t)w >= pathlen) {
-        set_err(err, errlen, "workload \"%s\": path %s/%s/%s.cfg is too long", name, dir, name,
-                name);
+        tp__errf(err, errlen, "workload \"%s\": path %s/%s/%s.cfg is too long", name, dir, name,
+                 name);
         return TP_ERANGE;
     }
     if (is_file(path))
@@ -678,8 +667,8 @@ int tp_config_find_workload(const char *dir, const char *name, char *path, size_
     d = opendir(dir);
     if (d == NULL) {
         int e = errno;
-        set_err(err, errlen, "workload \"%s\" not found: cannot read workload directory %s: %s",
-                name, dir, strerror(e));
+        tp__errf(err, errlen, "workload \"%s\" not found: cannot read workload directory %s: %s",
+                 name, dir, strerror(e));
         rc = e == ENOENT ? TP_ENOENT : TP_EIO;
         goto error;
     }
@@ -715,19 +704,19 @@ int tp_config_find_workload(const char *dir, const char *name, char *path, size_
         len += (size_t)k;
     }
     if (nfound == 0)
-        set_err(err, errlen,
-                "workload \"%s\" not found: no file %s, and no workloads in %s (a workload is "
-                "<dir>/<name>/<name>.cfg)",
-                name, path, dir);
+        tp__errf(err, errlen,
+                 "workload \"%s\" not found: no file %s, and no workloads in %s (a workload is "
+                 "<dir>/<name>/<name>.cfg)",
+                 name, path, dir);
     else
-        set_err(err, errlen, "workload \"%s\" not found: no file %s; workloads in %s: %s", name,
-                path, dir, list);
+        tp__errf(err, errlen, "workload \"%s\" not found: no file %s; workloads in %s: %s", name,
+                 path, dir, list);
     path[0] = '\0';
     rc = TP_ENOENT;
     goto error;
 
 nomem:
-    set_err(err, errlen, "workload \"%s\": out of memory listing %s", name, dir);
+    tp__errf(err, errlen, "workload \"%s\": out of memory listing %s", name, dir);
     rc = TP_ENOMEM;
 error:
     if (d != NULL)
@@ -774,7 +763,7 @@ int tp_config_apply_override(tp_workload_config *c, const char *kv, char *err, s
     int rc = TP_OK;
 
     if (eq == NULL) {
-        set_err(err, errlen, "--set %s: expected key=value, e.g. budget=5 or data.dir=/path", kv);
+        tp__errf(err, errlen, "--set %s: expected key=value, e.g. budget=5 or data.dir=/path", kv);
         return TP_ECONFIG;
     }
     const char *kb = kv, *ke = eq, *vb = eq + 1, *ve = eq + strlen(eq);
@@ -783,12 +772,12 @@ int tp_config_apply_override(tp_workload_config *c, const char *kv, char *err, s
     key = dup_range(kb, (size_t)(ke - kb));
     val = dup_range(vb, (size_t)(ve - vb));
     if (key == NULL || val == NULL) {
-        set_err(err, errlen, "--set %s: out of memory", kv);
+        tp__errf(err, errlen, "--set %s: out of memory", kv);
         rc = TP_ENOMEM;
         goto error;
     }
     if (val[0] == '\0') {
-        set_err(err, errlen, "--set %s: %s: missing value after '='", kv, key);
+        tp__errf(err, errlen, "--set %s: %s: missing value after '='", kv, key);
         rc = TP_ECONFIG;
         goto error;
     }
@@ -799,8 +788,8 @@ int tp_config_apply_override(tp_workload_config *c, const char *kv, char *err, s
         if (field_set(c, f, &v) != 0) {
             char got[96];
             describe(&v, got, sizeof got);
-            set_err(err, errlen, "--set %s: %s: must be %s, got %s", kv, key, fields[f].expect,
-                    got);
+            tp__errf(err, errlen, "--set %s: %s: must be %s, got %s", kv, key, fields[f].expect,
+                     got);
             rc = TP_ECONFIG;
             goto error;
         }
@@ -809,19 +798,19 @@ int tp_config_apply_override(tp_workload_config *c, const char *kv, char *err, s
 
     int ok = is_option_key(key);
     if (ok < 0) {
-        set_err(err, errlen,
-                "--set %s: %s: not a valid option name; expected data.<name> or model.<name> "
-                "with names of letters, digits, '_' and '-'",
-                kv, key);
+        tp__errf(err, errlen,
+                 "--set %s: %s: not a valid option name; expected data.<name> or model.<name> "
+                 "with names of letters, digits, '_' and '-'",
+                 kv, key);
         rc = TP_ECONFIG;
         goto error;
     }
     if (ok == 0) {
-        set_err(err, errlen,
-                "--set %s: %s: unknown key; expected one of: budget, eval_period, step_hint, "
-                "batch_size_hint, targets.validation, targets.test, data.<option>, "
-                "model.<option>",
-                kv, key);
+        tp__errf(err, errlen,
+                 "--set %s: %s: unknown key; expected one of: budget, eval_period, step_hint, "
+                 "batch_size_hint, targets.validation, targets.test, data.<option>, "
+                 "model.<option>",
+                 kv, key);
         rc = TP_ECONFIG;
         goto error;
     }
@@ -850,7 +839,7 @@ int tp_config_apply_override(tp_workload_config *c, const char *kv, char *err, s
     rc = option_push(c, key, str, num, 0);
     key = NULL; /* owned by the option now, or freed by option_push */
     if (rc != TP_OK) {
-        set_err(err, errlen, "--set %s: out of memory", kv);
+        tp__errf(err, errlen, "--set %s: out of memory", kv);
         goto error;
     }
 
@@ -908,16 +897,16 @@ int tp_kv_parse(const char *s, tp_kv_list *out, char *err, size_t errlen)
         size_t pos = (size_t)(ib - s) + 1;
 
         if (ib == ie) {
-            set_err(err, errlen,
-                    "empty item at position %zu; expected name=value items separated by single "
-                    "commas (a stray or trailing comma?)",
-                    pos);
+            tp__errf(err, errlen,
+                     "empty item at position %zu; expected name=value items separated by single "
+                     "commas (a stray or trailing comma?)",
+                     pos);
             rc = TP_EINVAL;
             goto error;
         }
         const char *eq = memchr(ib, '=', (size_t)(ie - ib));
         if (eq == NULL) {
-            set_err(err, errlen, "\"%.*s\" at position %zu: expected name=value", tl, ib, pos);
+            tp__errf(err, errlen, "\"%.*s\" at position %zu: expected name=value", tl, ib, pos);
             rc = TP_EINVAL;
             goto error;
         }
@@ -929,10 +918,10 @@ int tp_kv_parse(const char *s, tp_kv_list *out, char *err, size_t errlen)
             if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '_'))
                 bad_name = 1;
         if (bad_name) {
-            set_err(err, errlen,
-                    "\"%.*s\" at position %zu: invalid name \"%.*s\"; names are lowercase "
-                    "letters, digits and '_'",
-                    tl, ib, pos, (int)(ne - nb), nb);
+            tp__errf(err, errlen,
+                     "\"%.*s\" at position %zu: invalid name \"%.*s\"; names are lowercase "
+                     "letters, digits and '_'",
+                     tl, ib, pos, (int)(ne - nb), nb);
             rc = TP_EINVAL;
             goto error;
         }
@@ -942,28 +931,28 @@ int tp_kv_parse(const char *s, tp_kv_list *out, char *err, size_t errlen)
             goto nomem;
         double d;
         if (parse_double(val, &d) != 0) {
-            set_err(err, errlen,
-                    "\"%.*s\" at position %zu: value \"%s\" is not a number; expected a finite "
-                    "number such as 0.001 or 1e-3",
-                    tl, ib, pos, val);
+            tp__errf(err, errlen,
+                     "\"%.*s\" at position %zu: value \"%s\" is not a number; expected a finite "
+                     "number such as 0.001 or 1e-3",
+                     tl, ib, pos, val);
             rc = TP_EINVAL;
             goto error;
         }
         if (!isfinite(d)) {
-            set_err(err, errlen,
-                    "\"%.*s\" at position %zu: value \"%s\" is not finite; expected a finite "
-                    "number",
-                    tl, ib, pos, val);
+            tp__errf(err, errlen,
+                     "\"%.*s\" at position %zu: value \"%s\" is not finite; expected a finite "
+                     "number",
+                     tl, ib, pos, val);
             rc = TP_EINVAL;
             goto error;
         }
         for (size_t i = 0; i < out->count; i++) {
             if (strlen(out->items[i].key) == (size_t)(ne - nb) &&
                 memcmp(out->items[i].key, nb, (size_t)(ne - nb)) == 0) {
-                set_err(err, errlen,
-                        "\"%.*s\" at position %zu: name \"%s\" given twice; give each "
-                        "hyperparameter once",
-                        tl, ib, pos, out->items[i].key);
+                tp__errf(err, errlen,
+                         "\"%.*s\" at position %zu: name \"%s\" given twice; give each "
+                         "hyperparameter once",
+                         tl, ib, pos, out->items[i].key);
                 rc = TP_EINVAL;
                 goto error;
             }
@@ -985,7 +974,7 @@ int tp_kv_parse(const char *s, tp_kv_list *out, char *err, size_t errlen)
     return TP_OK;
 
 nomem:
-    set_err(err, errlen, "out of memory parsing \"%s\"", s);
+    tp__errf(err, errlen, "out of memory parsing \"%s\"", s);
     rc = TP_ENOMEM;
 error:
     free(val);

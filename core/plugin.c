@@ -19,6 +19,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "core/plugin.h"
+#include "core/error.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -680,18 +681,6 @@ void tp_plugin_set_free(tp_plugin_set *set)
         tp_plugin_lib_close(set->libs[i]);
     free(set->libs);
     free(set);
-}
-
-static void tp__errf(char *err, size_t errlen, const char *fmt, ...) TP_PRINTF(3, 4);
-
-static void tp__errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
 }
 
 int tp_plugin_set_add_file(tp_plugin_set *set, const char *path, char *err, size_t errlen)

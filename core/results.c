@@ -38,6 +38,7 @@
 #define _DEFAULT_SOURCE /* flock */
 
 #include "core/results.h"
+#include "core/error.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -150,18 +151,6 @@ struct tp_results {
 /* ---------------------------------------------------------------------------------------- */
 /* Helpers */
 
-static void set_err(char *err, size_t errlen, const char *fmt, ...) TP_PRINTF(3, 4);
-
-static void set_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (err == NULL || errlen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
 /* The TP_E... code for an SQLite result code. */
 static int tp_code(int rc)
 {
@@ -208,7 +197,7 @@ static int db_fail(const tp_results *r, int rc, char *err, size_t errlen, const 
     default:
         break;
     }
-    set_err(err, errlen, "%s: %s: %s%s", r->path, what, msg, hint);
+    tp__errf(err, errlen, "%s: %s: %s%s", r->path, what, msg, hint);
     return tp_code(rc);
 }
 
@@ -249,24 +238,24 @@ static int check_header(tp_results *r, int64_t app_id, int64_t version, int64_t 
                         size_t errlen)
 {
     if (app_id != 0 && app_id != TP_RESULTS_APPLICATION_ID) {
-        set_err(err, errlen,
-                "%s: not a trainperf results database (application_id 0x%llx); choose another "
-                "results directory",
-                r->path, (unsigned long long)app_id);
+        tp__errf(err, errlen,
+                 "%s: not a trainperf results database (application_id 0x%llx); choose another "
+                 "results directory",
+                 r->path, (unsigned long long)app_id);
         return TP_EDB;
     }
     if (version > TP_RESULTS_SCHEMA_VERSION) {
-        set_err(err, errlen,
-                "%s: schema version %lld is newer than this trainperf supports (%d); use the "
-                "trainperf that wrote it, or another results directory",
-                r->path, (long long)version, TP_RESULTS_SCHEMA_VERSION);
+        tp__errf(err, errlen,
+                 "%s: schema version %lld is newer than this trainperf supports (%d); use the "
+                 "trainperf that wrote it, or another results directory",
+                 r->path, (long long)version, TP_RESULTS_SCHEMA_VERSION);
         return TP_EDB;
     }
     if (version == 0 && tables > 0) {
-        set_err(err, errlen,
-                "%s: an SQLite database without a trainperf schema version (PRAGMA "
-                "user_version is 0 but it has tables); choose another results directory",
-                r->path);
+        tp__errf(err, errlen,
+                 "%s: an SQLite database without a trainperf schema version (PRAGMA "
+                 "user_version is 0 but it has tables); choose another results directory",
+                 r->path);
         return TP_EDB;
     }
     return TP_OK;
@@ -297,7 +286,7 @@ static int make_dirs(const char *dir, char *err, size_t errlen)
     size_t n = strlen(dir);
     char *p = malloc(n + 1);
     if (p == NULL) {
-        set_err(err, errlen, "%s: out of memory", dir);
+        tp__errf(err, errlen, "%s: out of memory", dir);
         return TP_ENOMEM;
     }
     memcpy(p, dir, n + 1);
@@ -307,7 +296,7 @@ static int make_dirs(const char *dir, char *err, size_t errlen)
         char c = p[i];
         p[i] = '\0';
         if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            set_err(err, errlen, "cannot create results directory %s: %s", p, strerror(errno));
+            tp__errf(err, errlen, "cannot create results directory %s: %s", p, strerror(errno));
             free(p);
             return TP_EIO;
         }
@@ -316,11 +305,11 @@ static int make_dirs(const char *dir, char *err, size_t errlen)
     free(p);
     struct stat st;
     if (stat(dir, &st) != 0) {
-        set_err(err, errlen, "cannot use results directory %s: %s", dir, strerror(errno));
+        tp__errf(err, errlen, "cannot use results directory %s: %s", dir, strerror(errno));
         return TP_EIO;
     }
     if (!S_ISDIR(st.st_mode)) {
-        set_err(err, errlen, "cannot use results directory %s: not a directory", dir);
+        tp__errf(err, errlen, "cannot use results directory %s: not a directory", dir);
         return TP_EIO;
     }
     return TP_OK;
@@ -381,20 +370,20 @@ static int open_db(tp_results *r, char *err, size_t errlen)
         for (char *p = text; *p; p++)
             if (*p == '\n')
                 *p = ' ';
-        set_err(err, errlen,
-                "%s: integrity check failed: %s; the database is damaged: move it aside (or "
-                "try `sqlite3 %s .recover`) and rerun",
-                r->path, text, r->path);
+        tp__errf(err, errlen,
+                 "%s: integrity check failed: %s; the database is damaged: move it aside (or "
+                 "try `sqlite3 %s .recover`) and rerun",
+                 r->path, text, r->path);
         return TP_EDB;
     }
 
     if ((rc = pragma_text(r, "PRAGMA journal_mode=WAL", text, sizeof text, err, errlen)) != TP_OK)
         return rc;
     if (strcmp(text, "wal") != 0) {
-        set_err(err, errlen,
-                "%s: cannot switch to WAL mode (journal mode is \"%s\"); put the results "
-                "directory on a local file system",
-                r->path, text);
+        tp__errf(err, errlen,
+                 "%s: cannot switch to WAL mode (journal mode is \"%s\"); put the results "
+                 "directory on a local file system",
+                 r->path, text);
         return TP_EDB;
     }
     if ((rc = exec(r, "PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON", err, errlen,
@@ -446,7 +435,7 @@ int tp_results_open(const char *dir, tp_results **out, char *err, size_t errlen)
     r = calloc(1, sizeof *r);
     size_t n = strlen(dir) + sizeof "/results.db";
     if (r == NULL || (r->path = malloc(n)) == NULL) {
-        set_err(err, errlen, "%s: out of memory opening the results database", dir);
+        tp__errf(err, errlen, "%s: out of memory opening the results database", dir);
         rc = TP_ENOMEM;
         goto error;
     }
@@ -525,7 +514,7 @@ int tp_results_begin_trial(tp_results *r, const tp_trial_meta *meta, int64_t *tr
     sqlite3_stmt *st = r->insert_trial;
     *trial_id = 0;
     if (meta->workload == NULL || meta->workload[0] == '\0') {
-        set_err(err, errlen, "%s: cannot record a trial without a workload name", r->path);
+        tp__errf(err, errlen, "%s: cannot record a trial without a workload name", r->path);
         return TP_EINVAL;
     }
     bind_text(st, 1, meta->workload);
@@ -568,13 +557,13 @@ int tp_results_add_eval(tp_results *r, int64_t trial_id, const tp_eval_row *e, c
     sqlite3_bind_int(st, 13, e->test_reached ? 1 : 0);
     int rc = step_write(st);
     if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
-        set_err(err, errlen, "%s: cannot record eval %u: no trial %lld", r->path, e->eval_index,
-                (long long)trial_id);
+        tp__errf(err, errlen, "%s: cannot record eval %u: no trial %lld", r->path, e->eval_index,
+                 (long long)trial_id);
         return TP_ENOENT;
     }
     if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
-        set_err(err, errlen, "%s: cannot record eval %u of trial %lld: it is already recorded",
-                r->path, e->eval_index, (long long)trial_id);
+        tp__errf(err, errlen, "%s: cannot record eval %u of trial %lld: it is already recorded",
+                 r->path, e->eval_index, (long long)trial_id);
         return TP_EINVAL;
     }
     if (rc != SQLITE_OK)
@@ -588,10 +577,10 @@ int tp_results_end_trial(tp_results *r, int64_t trial_id, const tp_trial_end *en
 {
     assert(r != NULL && end != NULL);
     if (end->status == TP_TRIAL_RUNNING || (unsigned)end->status > TP_TRIAL_FAILED) {
-        set_err(err, errlen,
-                "%s: cannot end trial %lld with status %d; expected reached, "
-                "budget, complete or failed",
-                r->path, (long long)trial_id, (int)end->status);
+        tp__errf(err, errlen,
+                 "%s: cannot end trial %lld with status %d; expected reached, "
+                 "budget, complete or failed",
+                 r->path, (long long)trial_id, (int)end->status);
         return TP_EINVAL;
     }
     sqlite3_stmt *st = r->end_trial;
@@ -619,8 +608,8 @@ int tp_results_end_trial(tp_results *r, int64_t trial_id, const tp_trial_end *en
     if (code != TP_OK)
         return code;
     if (sqlite3_changes(r->db) == 0) {
-        set_err(err, errlen, "%s: cannot record the end of trial %lld: no such trial", r->path,
-                (long long)trial_id);
+        tp__errf(err, errlen, "%s: cannot record the end of trial %lld: no such trial", r->path,
+                 (long long)trial_id);
         return TP_ENOENT;
     }
     return TP_OK;
@@ -666,8 +655,8 @@ static int read_trial(tp_results *r, sqlite3_stmt *st, tp_trial_summary *t, char
     t->validation_target = col_real(st, 11);
     int status = status_parse(col_text(st, 12));
     if (status < 0) {
-        set_err(err, errlen, "%s: trial %lld has an unknown status \"%s\"", r->path,
-                (long long)t->id, col_text(st, 12));
+        tp__errf(err, errlen, "%s: trial %lld has an unknown status \"%s\"", r->path,
+                 (long long)t->id, col_text(st, 12));
         return TP_EDB;
     }
     t->status = (tp_trial_status)status;
@@ -698,7 +687,7 @@ int tp_results_foreach_trial(tp_results *r, const int64_t *ids, size_t n,
             return TP_OK;
         sorted = malloc(n * sizeof *sorted);
         if (sorted == NULL) {
-            set_err(err, errlen, "%s: out of memory reading trials", r->path);
+            tp__errf(err, errlen, "%s: out of memory reading trials", r->path);
             return TP_ENOMEM;
         }
         memcpy(sorted, ids, n * sizeof *sorted);
@@ -713,7 +702,7 @@ int tp_results_foreach_trial(tp_results *r, const int64_t *ids, size_t n,
             if ((rc = trial_exists(r, sorted[i], &exists, err, errlen)) != TP_OK)
                 goto error;
             if (!exists) {
-                set_err(err, errlen, "%s: no trial %lld", r->path, (long long)sorted[i]);
+                tp__errf(err, errlen, "%s: no trial %lld", r->path, (long long)sorted[i]);
                 rc = TP_ENOENT;
                 goto error;
             }
@@ -762,7 +751,7 @@ int tp_results_foreach_eval(tp_results *r, int64_t trial_id,
     if ((rc = trial_exists(r, trial_id, &exists, err, errlen)) != TP_OK)
         return rc;
     if (!exists) {
-        set_err(err, errlen, "%s: no trial %lld", r->path, (long long)trial_id);
+        tp__errf(err, errlen, "%s: no trial %lld", r->path, (long long)trial_id);
         return TP_ENOENT;
     }
     int sr = sqlite3_prepare_v2(r->db, select_evals_sql, -1, &st, NULL);
