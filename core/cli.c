@@ -26,6 +26,7 @@
 #include "core/config.h"
 #include "core/results.h"
 #include "core/runner.h"
+#include "core/spec.h"
 
 #define ERRLEN 1024
 
@@ -146,113 +147,48 @@ static int cmd_run(int argc, char **argv)
 {
     tp_run_request q;
     memset(&q, 0, sizeof q);
-    q.threads = 1;
-    q.clock = TP_CLOCK_WALL;
-    const char *workload = NULL, *workload_cfg = NULL, *results_dir = "results";
-    const char *plugins = NULL, *workloads = NULL;
+    tp_trial_spec *spec = &q.spec;
+    tp_spec_init(spec);
+    const char *workload = NULL, *results_dir = "results", *workloads = NULL;
     double wall_limit = 0;
     int quiet = 0;
-    enum {
-        O_WL = 256,
-        O_WLCFG,
-        O_OPT,
-        O_SCHED,
-        O_SEL,
-        O_HP,
-        O_SET,
-        O_SEED,
-        O_CLOCK,
-        O_STEPS,
-        O_THREADS,
-        O_WALL,
-        O_RES,
-        O_PLUG,
-        O_WLDIR,
-        O_QUIET
+    /* The trial's own options (shared with the worker) plus the host's. */
+    enum { O_WL = 1, O_WALL, O_RES, O_WLDIR, O_QUIET };
+    static const struct option host_opts[] = {
+        {"workload", required_argument, 0, O_WL}, {"wall-limit", required_argument, 0, O_WALL},
+        {"results", required_argument, 0, O_RES}, {"workloads", required_argument, 0, O_WLDIR},
+        {"quiet", no_argument, 0, O_QUIET},       {0, 0, 0, 0},
     };
-    static const struct option opts[] = {
-        {"workload", required_argument, 0, O_WL},
-        {"workload-config", required_argument, 0, O_WLCFG},
-        {"optimizer", required_argument, 0, O_OPT},
-        {"schedule", required_argument, 0, O_SCHED},
-        {"selection", required_argument, 0, O_SEL},
-        {"hparams", required_argument, 0, O_HP},
-        {"set", required_argument, 0, O_SET},
-        {"seed", required_argument, 0, O_SEED},
-        {"clock", required_argument, 0, O_CLOCK},
-        {"max-steps", required_argument, 0, O_STEPS},
-        {"threads", required_argument, 0, O_THREADS},
-        {"wall-limit", required_argument, 0, O_WALL},
-        {"results", required_argument, 0, O_RES},
-        {"plugins", required_argument, 0, O_PLUG},
-        {"workloads", required_argument, 0, O_WLDIR},
-        {"quiet", no_argument, 0, O_QUIET},
-        {0, 0, 0, 0},
-    };
+    struct option opts[TP_SPEC_NUM_OPTIONS + 6];
+    memcpy(opts, tp_spec_options, (TP_SPEC_NUM_OPTIONS - 1) * sizeof *opts);
+    memcpy(opts + TP_SPEC_NUM_OPTIONS - 1, host_opts, sizeof host_opts);
+    char err[ERRLEN] = "";
     int c;
     char *end;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (tp_spec_is_option(c)) {
+            if (tp_spec_set(spec, c, optarg, err, sizeof err) < 0) {
+                fprintf(stderr, "trainperf run: %s\n", err);
+                return 2;
+            }
+            continue;
+        }
         switch (c) {
         case O_WL:
             workload = optarg;
             break;
-        case O_WLCFG:
-            workload_cfg = optarg;
-            break;
-        case O_OPT:
-            q.optimizer = optarg;
-            break;
-        case O_SCHED:
-            q.schedule = optarg;
-            break;
-        case O_SEL:
-            q.selection = optarg;
-            break;
-        case O_HP:
-            q.hparams = optarg;
-            break;
-        case O_SET:
-            if (q.num_overrides == TP_RUN_MAX_OVERRIDES) {
-                fprintf(stderr, "trainperf run: too many --set options\n");
-                return 2;
-            }
-            q.overrides[q.num_overrides++] = optarg;
-            break;
-        case O_SEED:
-            errno = 0;
-            q.seed = strtoull(optarg, &end, 10);
-            if (*end || errno || *optarg == '-')
-                goto bad;
-            break;
-        case O_CLOCK: {
-            int k = tp_clock_kind_parse(optarg);
-            if (k < 0)
-                goto bad;
-            q.clock = (tp_clock_kind)k;
-            break;
-        }
-        case O_STEPS:
-            errno = 0;
-            q.max_steps = strtoull(optarg, &end, 10);
-            if (*end || errno || *optarg == '-')
-                goto bad;
-            break;
-        case O_THREADS:
-            q.threads = (int)strtol(optarg, &end, 10);
-            if (*end || q.threads < 1 || q.threads > 256)
-                goto bad;
-            break;
         case O_WALL:
             wall_limit = strtod(optarg, &end);
-            if (*end || !(wall_limit > 0))
-                goto bad;
+            if (*end || !(wall_limit > 0)) {
+                fprintf(stderr,
+                        "trainperf run: --wall-limit: bad value '%s': expected seconds > 0\n",
+                        optarg);
+                return 2;
+            }
             break;
         case O_RES:
             results_dir = optarg;
-            break;
-        case O_PLUG:
-            plugins = optarg;
             break;
         case O_WLDIR:
             workloads = optarg;
@@ -264,14 +200,14 @@ static int cmd_run(int argc, char **argv)
             return usage(stderr);
         }
     }
-    if (optind != argc || !q.optimizer || (!workload == !workload_cfg)) {
+    if (optind != argc || !spec->optimizer || (!workload == !spec->workload_config)) {
         fprintf(stderr, "trainperf run: need --optimizer and one of --workload or "
                         "--workload-config (see `trainperf help`)\n");
         return 2;
     }
 
-    char err[ERRLEN] = "", cfg_path[PATH_MAX], wpath[PATH_MAX];
-    q.plugin_dir = dir_default(plugins, "TRAINPERF_PLUGINS", TP_DEFAULT_PLUGIN_DIR);
+    char cfg_path[PATH_MAX], wpath[PATH_MAX];
+    spec->plugin_dir = dir_default(spec->plugin_dir, "TRAINPERF_PLUGINS", TP_DEFAULT_PLUGIN_DIR);
     workloads = dir_default(workloads, "TRAINPERF_WORKLOADS", TP_DEFAULT_WORKLOAD_DIR);
     if (workload) {
         if (tp_config_find_workload(workloads, workload, cfg_path, sizeof cfg_path, err,
@@ -280,7 +216,7 @@ static int cmd_run(int argc, char **argv)
             return 1;
         }
     } else {
-        snprintf(cfg_path, sizeof cfg_path, "%s", workload_cfg);
+        snprintf(cfg_path, sizeof cfg_path, "%s", spec->workload_config);
     }
     if (worker_path(wpath, sizeof wpath) < 0) {
         fprintf(stderr, "trainperf run: cannot find trainperf-worker next to trainperf (set "
@@ -296,10 +232,10 @@ static int cmd_run(int argc, char **argv)
     int rc = 1;
     if (tp_config_load_workload(cfg_path, &cfg, err, sizeof err) < 0)
         goto fail;
-    for (int i = 0; i < q.num_overrides; i++)
-        if (tp_config_apply_override(&cfg, q.overrides[i], err, sizeof err) < 0)
+    for (int i = 0; i < spec->num_overrides; i++)
+        if (tp_config_apply_override(&cfg, spec->overrides[i], err, sizeof err) < 0)
             goto fail;
-    if (tp_kv_parse(q.hparams ? q.hparams : "", &kv, err, sizeof err) < 0) {
+    if (tp_kv_parse(spec->hparams ? spec->hparams : "", &kv, err, sizeof err) < 0) {
         char tmp[ERRLEN];
         snprintf(tmp, sizeof tmp, "--hparams: %s", err);
         snprintf(err, sizeof err, "%s", tmp);
@@ -319,13 +255,13 @@ static int cmd_run(int argc, char **argv)
     tp_trial_meta meta = {
         .workload = cfg.name,
         .variant = "",
-        .optimizer = q.optimizer,
-        .schedule = q.schedule ? q.schedule : "constant",
-        .selection = q.selection ? q.selection : "next_batch",
+        .optimizer = spec->optimizer,
+        .schedule = spec->schedule ? spec->schedule : "constant",
+        .selection = spec->selection ? spec->selection : "next_batch",
         .hparams_json = hp_json,
-        .seed = q.seed,
+        .seed = spec->seed,
         .budget = cfg.budget,
-        .clock = tp_clock_kind_name(q.clock),
+        .clock = tp_clock_kind_name(spec->clock),
         .metric = wd->metric,
         .maximize = wd->maximize,
         .validation_target = cfg.validation_target,
@@ -342,9 +278,9 @@ static int cmd_run(int argc, char **argv)
         snprintf(err, sizeof err, "%s: cannot create: %s", logdir, strerror(errno));
         goto fail;
     }
-    snprintf(label, sizeof label, "%s/%s", cfg.name, q.optimizer);
+    snprintf(label, sizeof label, "%s/%s", cfg.name, spec->optimizer);
     q.worker_path = wpath;
-    q.workload_config = cfg_path;
+    spec->workload_config = cfg_path;
     q.wall_limit = wall_limit > 0 ? wall_limit : 2 * cfg.budget + 120;
     q.log_path = logpath;
     q.progress =
@@ -360,9 +296,9 @@ static int cmd_run(int argc, char **argv)
 
     char ttt[32];
     fmt_time(res.time_to_target, ttt, sizeof ttt);
-    double sub = q.clock == TP_CLOCK_CPU ? res.submission_time_cpu : res.submission_time_wall;
+    double sub = spec->clock == TP_CLOCK_CPU ? res.submission_time_cpu : res.submission_time_wall;
     printf("%s (schedule %s, selection %s, seed %llu)\n", label, meta.schedule, meta.selection,
-           (unsigned long long)q.seed);
+           (unsigned long long)spec->seed);
     switch (res.status) {
     case TP_TRIAL_REACHED:
         printf("  reached both targets; validation %s target %g reached at %s s of submission "
@@ -385,13 +321,10 @@ static int cmd_run(int argc, char **argv)
     printf("  best validation %s %.4f; %llu steps in %.2f s (%s clock), %.0f steps/s; wall "
            "%.1f s\n",
            wd->metric, res.best_validation_metric, (unsigned long long)res.steps, sub,
-           tp_clock_kind_name(q.clock), sub > 0 ? (double)res.steps / sub : 0.0, res.wall_time);
+           tp_clock_kind_name(spec->clock), sub > 0 ? (double)res.steps / sub : 0.0, res.wall_time);
     printf("  results: %s (trial %lld), log: %s\n", tp_results_path(db), (long long)id, logpath);
     rc = res.status == TP_TRIAL_FAILED ? 1 : 0;
     goto out;
-bad:
-    fprintf(stderr, "trainperf run: bad value '%s' for %s\n", optarg, argv[optind - 1]);
-    return 2;
 fail:
     fprintf(stderr, "trainperf run: %s\n", err);
     rc = 1;

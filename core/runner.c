@@ -239,59 +239,18 @@ static char **worker_env(char *extra, size_t len)
     return env;
 }
 
-/* The worker's argv. Strings are the request's or in `numbers`. */
-static int build_argv(const tp_run_request *q, char *numbers, size_t numlen, char **argv, int max)
+/* The worker's argv: `trainperf-worker run <spec> --event-fd 3`. Numbers go into `nums`. */
+static int build_argv(const tp_run_request *q, char *nums, char **argv, int max)
 {
     int n = 0;
-#define ARG(x)                                                                                     \
-    do {                                                                                           \
-        if (n >= max - 1)                                                                          \
-            return -1;                                                                             \
-        argv[n++] = (char *)(x);                                                                   \
-    } while (0)
-    char *seed = numbers, *steps = numbers + 32, *threads = numbers + 64;
-    if (numlen < 96)
+    argv[n++] = (char *)q->worker_path;
+    argv[n++] = "run";
+    if (tp_spec_to_argv(&q->spec, argv, &n, max - 2, nums) < 0)
         return -1;
-    snprintf(seed, 32, "%llu", (unsigned long long)q->seed);
-    snprintf(steps, 32, "%llu", (unsigned long long)q->max_steps);
-    snprintf(threads, 32, "%d", q->threads > 0 ? q->threads : 1);
-    ARG(q->worker_path);
-    ARG("run");
-    ARG("--workload-config");
-    ARG(q->workload_config);
-    ARG("--plugins");
-    ARG(q->plugin_dir);
-    ARG("--optimizer");
-    ARG(q->optimizer);
-    if (q->schedule) {
-        ARG("--schedule");
-        ARG(q->schedule);
-    }
-    if (q->selection) {
-        ARG("--selection");
-        ARG(q->selection);
-    }
-    if (q->hparams && *q->hparams) {
-        ARG("--hparams");
-        ARG(q->hparams);
-    }
-    for (int i = 0; i < q->num_overrides; i++) {
-        ARG("--set");
-        ARG(q->overrides[i]);
-    }
-    ARG("--seed");
-    ARG(seed);
-    ARG("--clock");
-    ARG(tp_clock_kind_name(q->clock));
-    ARG("--max-steps");
-    ARG(steps);
-    ARG("--threads");
-    ARG(threads);
-    ARG("--event-fd");
-    ARG("3");
+    argv[n++] = "--event-fd";
+    argv[n++] = "3";
     argv[n] = NULL;
     return n;
-#undef ARG
 }
 
 static void finish_result(run *r)
@@ -363,9 +322,9 @@ int tp_runner_run(const tp_run_request *req, tp_results *db, int64_t trial_id, t
     r->watchdog.data = r;
     r->open_handles++;
 
-    char numbers[96];
-    char *argv[96];
-    if (build_argv(req, numbers, sizeof numbers, argv, 96) < 0) {
+    char nums[TP_SPEC_NUMS_SIZE];
+    char *argv[2 * (TP_SPEC_NUM_OPTIONS + TP_SPEC_MAX_OVERRIDES) + 8];
+    if (build_argv(req, nums, argv, (int)(sizeof argv / sizeof *argv)) < 0) {
         snprintf(err, errlen, "too many worker arguments");
         rc = TP_EINVAL;
         goto close_handles;

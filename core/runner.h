@@ -17,6 +17,7 @@
 
 #include "core/clock.h"
 #include "core/results.h"
+#include "core/spec.h"
 
 typedef enum tp_progress_mode {
     TP_PROGRESS_NONE = 0,
@@ -24,22 +25,9 @@ typedef enum tp_progress_mode {
     TP_PROGRESS_PLAIN = 2 /* a log line per eval (not a terminal) */
 } tp_progress_mode;
 
-#define TP_RUN_MAX_OVERRIDES 32
-
 typedef struct tp_run_request {
     const char *worker_path;
-    const char *workload_config;
-    const char *overrides[TP_RUN_MAX_OVERRIDES];
-    int num_overrides;
-    const char *plugin_dir;
-    const char *optimizer;
-    const char *schedule;  /* NULL: none (factor 1) */
-    const char *selection; /* NULL: the worker's default */
-    const char *hparams;   /* NULL: defaults */
-    uint64_t seed;
-    tp_clock_kind clock;
-    uint64_t max_steps;
-    int threads;
+    tp_trial_spec spec;   /* what the worker runs */
     double wall_limit;    /* seconds after which the worker is killed */
     const char *log_path; /* the worker's stdout and stderr */
     tp_progress_mode progress;

@@ -267,7 +267,7 @@ static int find_plugin(worker *wk, slot *sl, const char *id, tp_plugin_kind kind
                  tp_plugin_kind_name(other->kind), tp_plugin_kind_name(kind));
     else
         snprintf(err, errlen, "no %s plugin with id '%s' in %s (see `trainperf list`)",
-                 tp_plugin_kind_name(kind), id, wk->a->plugin_dir);
+                 tp_plugin_kind_name(kind), id, wk->a->spec.plugin_dir);
     return TP_ENOENT;
 }
 
@@ -306,11 +306,11 @@ static void destroy_slot(slot *sl)
 static int setup(worker *wk, char *err, size_t errlen)
 {
     const tp_worker_args *a = wk->a;
-    int rc = tp_config_load_workload(a->workload_config, &wk->cfg, err, errlen);
+    int rc = tp_config_load_workload(a->spec.workload_config, &wk->cfg, err, errlen);
     if (rc < 0)
         return rc;
-    for (int i = 0; i < a->num_overrides; i++)
-        if ((rc = tp_config_apply_override(&wk->cfg, a->overrides[i], err, errlen)) < 0)
+    for (int i = 0; i < a->spec.num_overrides; i++)
+        if ((rc = tp_config_apply_override(&wk->cfg, a->spec.overrides[i], err, errlen)) < 0)
             return rc;
 
     const tp_workload_desc *d = tp_workload_find(wk->cfg.name);
@@ -327,15 +327,15 @@ static int setup(worker *wk, char *err, size_t errlen)
         snprintf(err, errlen, "out of memory");
         return rc;
     }
-    rc = tp_plugin_set_add_dir(wk->plugins, a->plugin_dir, on_refused, NULL, err, errlen);
+    rc = tp_plugin_set_add_dir(wk->plugins, a->spec.plugin_dir, on_refused, NULL, err, errlen);
     if (rc < 0)
         return rc;
-    if ((rc = find_plugin(wk, &wk->opt, a->optimizer, TP_PLUGIN_OPTIMIZER, err, errlen)) < 0)
+    if ((rc = find_plugin(wk, &wk->opt, a->spec.optimizer, TP_PLUGIN_OPTIMIZER, err, errlen)) < 0)
         return rc;
-    if (a->schedule &&
-        (rc = find_plugin(wk, &wk->sched, a->schedule, TP_PLUGIN_SCHEDULE, err, errlen)) < 0)
+    if (a->spec.schedule &&
+        (rc = find_plugin(wk, &wk->sched, a->spec.schedule, TP_PLUGIN_SCHEDULE, err, errlen)) < 0)
         return rc;
-    if ((rc = find_plugin(wk, &wk->sel, a->selection ? a->selection : DEFAULT_SELECTION,
+    if ((rc = find_plugin(wk, &wk->sel, a->spec.selection ? a->spec.selection : DEFAULT_SELECTION,
                           TP_PLUGIN_DATA_SELECTION, err, errlen)) < 0)
         return rc;
 
@@ -364,7 +364,7 @@ static int setup(worker *wk, char *err, size_t errlen)
 
     tp_session_config sc = {
         .workload = wk->w,
-        .seed = a->seed,
+        .seed = a->spec.seed,
         .batch_size = wk->batch_size,
         .step_hint = wk->cfg.step_hint,
         .budget = wk->cfg.budget,
@@ -374,7 +374,7 @@ static int setup(worker *wk, char *err, size_t errlen)
         return rc;
 
     tp_kv_list kv = {0};
-    if ((rc = tp_kv_parse(a->hparams ? a->hparams : "", &kv, err, errlen)) < 0) {
+    if ((rc = tp_kv_parse(a->spec.hparams ? a->spec.hparams : "", &kv, err, errlen)) < 0) {
         char tmp[TP_ERROR_MESSAGE_MAX];
         snprintf(tmp, sizeof tmp, "--hparams: %s", err);
         snprintf(err, errlen, "%s", tmp);
@@ -415,11 +415,11 @@ int tp_worker_run(const tp_worker_args *a)
     worker wk;
     memset(&wk, 0, sizeof wk);
     wk.a = a;
-    openblas_set_num_threads(a->threads > 0 ? a->threads : 1);
+    openblas_set_num_threads(a->spec.threads > 0 ? a->spec.threads : 1);
     char blas[256];
     int weak = tp_blas_check(blas, sizeof blas);
     fprintf(stderr, "worker: %s%s, %d thread(s)\n", weak ? "warning: " : "", blas,
-            a->threads > 0 ? a->threads : 1);
+            a->spec.threads > 0 ? a->spec.threads : 1);
 
     double t_setup = tp_clock_wall_now();
     int rc = setup(&wk, err, sizeof err);
@@ -436,7 +436,7 @@ int tp_worker_run(const tp_worker_args *a)
             .train_size = ts->train_size,
             .step_hint = ts->step_hint,
             .batch_size = wk.batch_size,
-            .threads = (uint32_t)(a->threads > 0 ? a->threads : 1),
+            .threads = (uint32_t)(a->spec.threads > 0 ? a->spec.threads : 1),
             .budget = wk.cfg.budget,
             .init_seconds = tp_clock_wall_now() - t_setup,
         };
@@ -446,11 +446,11 @@ int tp_worker_run(const tp_worker_args *a)
     tp_trial_params tp = {
         .eval_period = wk.cfg.eval_period,
         .budget = wk.cfg.budget,
-        .timing = a->clock,
+        .timing = a->spec.clock,
         .maximize = wk.w->maximize,
         .validation_target = wk.cfg.validation_target,
         .test_target = wk.cfg.test_target,
-        .max_steps = a->max_steps,
+        .max_steps = a->spec.max_steps,
     };
     tp_trial_hooks hooks = {
         .ud = &wk,
@@ -487,11 +487,11 @@ int tp_worker_run(const tp_worker_args *a)
     if (a->event_fd >= 0)
         tp_event_write(a->event_fd, TP_EVENT_END, &e, sizeof e);
     else
-        fprintf(
-            stderr, "%s after %llu steps, %.3f s submission time%s%s\n",
-            tp_trial_status_name(out.status), (unsigned long long)out.steps,
-            tp_time_pick(&(tp_time){out.submission_time_wall, out.submission_time_cpu}, a->clock),
-            out.message[0] ? ": " : "", out.message);
+        fprintf(stderr, "%s after %llu steps, %.3f s submission time%s%s\n",
+                tp_trial_status_name(out.status), (unsigned long long)out.steps,
+                tp_time_pick(&(tp_time){out.submission_time_wall, out.submission_time_cpu},
+                             a->spec.clock),
+                out.message[0] ? ": " : "", out.message);
     teardown(&wk);
     return 0;
 }

@@ -14,23 +14,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/clock.h"
-
-#define TP_WORKER_MAX_OVERRIDES 32
+#include "core/spec.h"
 
 typedef struct tp_worker_args {
-    const char *workload_config;                    /* path of the workload's .cfg */
-    const char *overrides[TP_WORKER_MAX_OVERRIDES]; /* "key=value" (--set) */
-    int num_overrides;
-    const char *plugin_dir;
-    const char *optimizer; /* plugin ids */
-    const char *schedule;  /* NULL: constant 1.0 */
-    const char *selection; /* NULL: "next_batch" */
-    const char *hparams;   /* "a=1,b=2" or NULL */
-    uint64_t seed;
-    tp_clock_kind clock;
-    uint64_t max_steps; /* 0: none */
-    int threads;        /* OpenBLAS threads, >= 1 */
+    tp_trial_spec spec; /* what to run */
     int event_fd;       /* -1: no events (a human summary on stderr only) */
 } tp_worker_args;
 

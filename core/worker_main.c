@@ -18,19 +18,8 @@
 
 #include "core/check.h"
 #include "core/plugin.h"
+#include "core/spec.h"
 #include "core/worker.h"
-
-static int parse_u64(const char *s, uint64_t *out)
-{
-    char *end;
-    if (!s || !*s || *s == '-')
-        return -1;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (*end)
-        return -1;
-    *out = v;
-    return 0;
-}
 
 static int usage(void)
 {
@@ -44,104 +33,37 @@ static int usage(void)
 static int cmd_run(int argc, char **argv)
 {
     tp_worker_args a;
-    memset(&a, 0, sizeof a);
-    a.threads = 1;
+    tp_spec_init(&a.spec);
     a.event_fd = -1;
-    a.clock = TP_CLOCK_WALL;
-    enum {
-        O_CFG = 256,
-        O_PLUGINS,
-        O_OPT,
-        O_SCHED,
-        O_SEL,
-        O_HP,
-        O_SET,
-        O_SEED,
-        O_CLOCK,
-        O_MAXSTEPS,
-        O_THREADS,
-        O_FD
-    };
-    static const struct option opts[] = {
-        {"workload-config", required_argument, 0, O_CFG},
-        {"plugins", required_argument, 0, O_PLUGINS},
-        {"optimizer", required_argument, 0, O_OPT},
-        {"schedule", required_argument, 0, O_SCHED},
-        {"selection", required_argument, 0, O_SEL},
-        {"hparams", required_argument, 0, O_HP},
-        {"set", required_argument, 0, O_SET},
-        {"seed", required_argument, 0, O_SEED},
-        {"clock", required_argument, 0, O_CLOCK},
-        {"max-steps", required_argument, 0, O_MAXSTEPS},
-        {"threads", required_argument, 0, O_THREADS},
-        {"event-fd", required_argument, 0, O_FD},
-        {0, 0, 0, 0},
-    };
-    uint64_t v;
+    enum { O_FD = 1 };
+    struct option opts[TP_SPEC_NUM_OPTIONS + 1];
+    memcpy(opts, tp_spec_options, (TP_SPEC_NUM_OPTIONS - 1) * sizeof *opts);
+    opts[TP_SPEC_NUM_OPTIONS - 1] = (struct option){"event-fd", required_argument, 0, O_FD};
+    opts[TP_SPEC_NUM_OPTIONS] = (struct option){0, 0, 0, 0};
+    char err[512];
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case O_CFG:
-            a.workload_config = optarg;
-            break;
-        case O_PLUGINS:
-            a.plugin_dir = optarg;
-            break;
-        case O_OPT:
-            a.optimizer = optarg;
-            break;
-        case O_SCHED:
-            a.schedule = optarg;
-            break;
-        case O_SEL:
-            a.selection = optarg;
-            break;
-        case O_HP:
-            a.hparams = optarg;
-            break;
-        case O_SET:
-            if (a.num_overrides == TP_WORKER_MAX_OVERRIDES) {
-                fprintf(stderr, "trainperf-worker: too many --set options\n");
+        if (tp_spec_is_option(c)) {
+            if (tp_spec_set(&a.spec, c, optarg, err, sizeof err) < 0) {
+                fprintf(stderr, "trainperf-worker: %s\n", err);
                 return 2;
             }
-            a.overrides[a.num_overrides++] = optarg;
-            break;
-        case O_SEED:
-            if (parse_u64(optarg, &a.seed) < 0)
-                goto bad;
-            break;
-        case O_CLOCK: {
-            int k = tp_clock_kind_parse(optarg);
-            if (k < 0)
-                goto bad;
-            a.clock = (tp_clock_kind)k;
-            break;
-        }
-        case O_MAXSTEPS:
-            if (parse_u64(optarg, &a.max_steps) < 0)
-                goto bad;
-            break;
-        case O_THREADS:
-            if (parse_u64(optarg, &v) < 0 || v < 1 || v > 256)
-                goto bad;
-            a.threads = (int)v;
-            break;
-        case O_FD:
-            if (parse_u64(optarg, &v) < 0 || v > 1 << 20)
-                goto bad;
-            a.event_fd = (int)v;
-            break;
-        default:
+        } else if (c == O_FD) {
+            char *end;
+            long fd = strtol(optarg, &end, 10);
+            if (*end || fd < 0 || fd > 1 << 20) {
+                fprintf(stderr, "trainperf-worker: --event-fd: bad value '%s'\n", optarg);
+                return 2;
+            }
+            a.event_fd = (int)fd;
+        } else {
             return usage();
         }
     }
-    if (!a.workload_config || !a.plugin_dir || !a.optimizer || optind != argc)
+    if (!a.spec.workload_config || !a.spec.plugin_dir || !a.spec.optimizer || optind != argc)
         return usage();
     return tp_worker_run(&a) < 0 ? 1 : 0;
-bad:
-    fprintf(stderr, "trainperf-worker: bad value for --%s: '%s'\n", argv[optind - 1] + 2, optarg);
-    return 2;
 }
 
 static void on_refused(const char *path, const char *msg, void *ud)
