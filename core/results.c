@@ -86,7 +86,12 @@ static const char schema_sql[] =
     "  validation_target REAL,\n"
     "  test_target REAL,\n"
     "  wall_time REAL,\n"
-    "  ended_at TEXT\n" /* NULL while running */
+    "  ended_at TEXT,\n"                       /* NULL while running */
+    "  submission TEXT NOT NULL DEFAULT '',\n" /* the sweep's submission name */
+    "  ruleset TEXT NOT NULL DEFAULT '',\n"    /* '', 'external' or 'self' */
+    "  study INTEGER NOT NULL DEFAULT 0,\n"
+    "  trial_index INTEGER NOT NULL DEFAULT 0,\n"
+    "  plan_key TEXT UNIQUE\n" /* a sweep's name for the planned trial; NULL for one-offs */
     ");\n"
     "CREATE TABLE evals (\n"
     "  trial_id INTEGER NOT NULL REFERENCES trials(id) ON DELETE CASCADE,\n"
@@ -107,9 +112,10 @@ static const char schema_sql[] =
 
 static const char insert_trial_sql[] =
     "INSERT INTO trials (created_at, workload, variant, optimizer, schedule, selection, hparams, "
-    "seed, budget, clock, status, metric, maximize, validation_target, test_target) "
+    "seed, budget, clock, status, metric, maximize, validation_target, test_target, "
+    "submission, ruleset, study, trial_index, plan_key) "
     "VALUES (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'), ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
-    "'running', ?10, ?11, ?12, ?13)";
+    "'running', ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)";
 
 static const char insert_eval_sql[] =
     "INSERT INTO evals (trial_id, eval_index, global_step, score, submission_time_wall, "
@@ -128,7 +134,8 @@ static const char select_trials_sql[] =
     "SELECT id, workload, variant, optimizer, schedule, selection, hparams, seed, budget, "
     "metric, maximize, validation_target, status, reason, message, steps, "
     "submission_time_wall, submission_time_cpu, time_to_target, best_validation_metric, "
-    "wall_time, (SELECT count(*) FROM evals e WHERE e.trial_id = t.id) "
+    "wall_time, (SELECT count(*) FROM evals e WHERE e.trial_id = t.id), "
+    "submission, ruleset, study, trial_index, plan_key, clock, test_target "
     "FROM trials t ";
 static const char where_id_sql[] = "WHERE id = ?1";
 
@@ -530,6 +537,14 @@ int tp_results_begin_trial(tp_results *r, const tp_trial_meta *meta, int64_t *tr
     sqlite3_bind_int(st, 11, meta->maximize ? 1 : 0);
     sqlite3_bind_double(st, 12, meta->validation_target);
     sqlite3_bind_double(st, 13, meta->test_target);
+    bind_text(st, 14, meta->submission && *meta->submission ? meta->submission : meta->optimizer);
+    bind_text(st, 15, meta->ruleset);
+    sqlite3_bind_int(st, 16, meta->study);
+    sqlite3_bind_int(st, 17, meta->trial_index);
+    if (meta->plan_key && *meta->plan_key)
+        bind_text(st, 18, meta->plan_key);
+    else
+        sqlite3_bind_null(st, 18);
     int rc = step_write(st);
     if (rc != SQLITE_OK)
         return db_fail(r, rc, err, errlen, "cannot record a new trial of %s", meta->workload);
@@ -669,6 +684,13 @@ static int read_trial(tp_results *r, sqlite3_stmt *st, tp_trial_summary *t, char
     t->best_validation_metric = col_real(st, 19);
     t->wall_time = col_real(st, 20);
     t->num_evals = (uint32_t)sqlite3_column_int64(st, 21);
+    t->submission = col_text(st, 22);
+    t->ruleset = col_text(st, 23);
+    t->study = sqlite3_column_int(st, 24);
+    t->trial_index = sqlite3_column_int(st, 25);
+    t->plan_key = col_text(st, 26);
+    t->clock = col_text(st, 27);
+    t->test_target = col_real(st, 28);
     return TP_OK;
 }
 

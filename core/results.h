@@ -6,7 +6,8 @@
  *   trials(id, created_at, workload, variant, optimizer, schedule, selection, hparams (JSON
  *          text), seed, budget, clock, status, reason, message, steps, submission_time_wall,
  *          submission_time_cpu, time_to_target, best_validation_metric, metric, maximize,
- *          validation_target, test_target, wall_time, ended_at)
+ *          validation_target, test_target, wall_time, ended_at, submission, ruleset, study,
+ *          trial_index, plan_key UNIQUE)
  *   evals(trial_id, eval_index, global_step, score, submission_time_wall,
  *         submission_time_cpu, total_duration, validation_metric, validation_loss,
  *         test_metric, test_loss, validation_reached, test_reached)
@@ -47,6 +48,12 @@ typedef struct tp_trial_meta {
     int maximize;
     double validation_target;
     double test_target;
+    /* Where the trial sits in a sweep (zero / NULL for a one-off `trainperf run`). */
+    const char *submission; /* the submission's name; NULL: the optimizer id */
+    const char *ruleset;    /* "external", "self" or NULL */
+    int study;              /* 0-based */
+    int trial_index;        /* 0-based within the study */
+    const char *plan_key;   /* unique name of the planned trial (resume); NULL for one-offs */
 } tp_trial_meta;
 
 typedef struct tp_eval_row {
@@ -101,6 +108,13 @@ typedef struct tp_trial_summary {
     double best_validation_metric;
     double wall_time;
     uint32_t num_evals;
+    const char *submission; /* the optimizer id for one-off runs */
+    const char *ruleset;    /* "" for one-off runs */
+    int study;
+    int trial_index;
+    const char *plan_key; /* "" for one-off runs */
+    const char *clock;    /* "wall" or "cpu" */
+    double test_target;
 } tp_trial_summary;
 
 /* Open (creating dir and the database if needed) and check integrity. */

@@ -311,6 +311,55 @@ static int nested_read(const tp_trial_summary *t, void *ud)
     return ok ? 0 : -100;
 }
 
+/* Sweep placement: submission, ruleset, study, trial index and the unique plan key. */
+typedef struct placed {
+    int n;
+    char submission[4][32], ruleset[4][16], plan_key[4][64];
+    int study[4], trial_index[4];
+} placed;
+
+static int collect_placed(const tp_trial_summary *t, void *ud)
+{
+    placed *p = ud;
+    snprintf(p->submission[p->n], 32, "%s", t->submission);
+    snprintf(p->ruleset[p->n], 16, "%s", t->ruleset);
+    snprintf(p->plan_key[p->n], 64, "%s", t->plan_key);
+    p->study[p->n] = t->study;
+    p->trial_index[p->n] = t->trial_index;
+    p->n++;
+    return 0;
+}
+
+static void test_sweep_placement(void **state)
+{
+    tmp *t = *state;
+    tp_results *r = open_ok(t->dir);
+    tp_trial_meta m = meta_example();
+    int64_t one_off, planned, dup;
+    assert_int_equal(tp_results_begin_trial(r, &m, &one_off, err, sizeof err), TP_OK);
+    m.submission = "adamw_wc";
+    m.ruleset = "external";
+    m.study = 2;
+    m.trial_index = 4;
+    m.plan_key = "adamw_wc/fmnist_mlp/study_2/trial_4";
+    assert_int_equal(tp_results_begin_trial(r, &m, &planned, err, sizeof err), TP_OK);
+    /* A plan key names one planned trial: recording it twice is refused. */
+    assert_int_not_equal(tp_results_begin_trial(r, &m, &dup, err, sizeof err), TP_OK);
+    placed p;
+    memset(&p, 0, sizeof p);
+    assert_int_equal(tp_results_foreach_trial(r, NULL, 0, collect_placed, &p, err, sizeof err), 0);
+    assert_int_equal(p.n, 2);
+    assert_string_equal(p.submission[0], "adamw"); /* one-off: the optimizer id */
+    assert_string_equal(p.ruleset[0], "");
+    assert_string_equal(p.plan_key[0], "");
+    assert_string_equal(p.submission[1], "adamw_wc");
+    assert_string_equal(p.ruleset[1], "external");
+    assert_int_equal(p.study[1], 2);
+    assert_int_equal(p.trial_index[1], 4);
+    assert_string_equal(p.plan_key[1], "adamw_wc/fmnist_mlp/study_2/trial_4");
+    tp_results_close(r);
+}
+
 static void test_foreach_and_errors(void **state)
 {
     tmp *t = *state;
@@ -640,6 +689,7 @@ int main(void)
         cmocka_unit_test(test_status_names),
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreach_and_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sweep_placement, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dir_is_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_file, setup, teardown),
