@@ -44,6 +44,7 @@ static const char *usage_text =
     "run options:\n"
     "  --workload NAME        a workload under the workloads directory (see list)\n"
     "  --workload-config F    a workload .cfg file instead of --workload\n"
+    "  --variant NAME         a held-out variant of the workload (see list)\n"
     "  --optimizer ID         optimizer plugin id (required)\n"
     "  --schedule ID          learning-rate schedule plugin id (default: constant 1.0)\n"
     "  --selection ID         data selection plugin id (default: next_batch)\n"
@@ -232,6 +233,8 @@ static int cmd_run(int argc, char **argv)
     int rc = 1;
     if (tp_config_load_workload(cfg_path, &cfg, err, sizeof err) < 0)
         goto fail;
+    if (tp_config_select_variant(&cfg, spec->variant, err, sizeof err) < 0)
+        goto fail;
     for (int i = 0; i < spec->num_overrides; i++)
         if (tp_config_apply_override(&cfg, spec->overrides[i], err, sizeof err) < 0)
             goto fail;
@@ -254,7 +257,7 @@ static int cmd_run(int argc, char **argv)
     hparams_json(&kv, hp_json, sizeof hp_json);
     tp_trial_meta meta = {
         .workload = cfg.name,
-        .variant = "",
+        .variant = spec->variant ? spec->variant : "",
         .optimizer = spec->optimizer,
         .schedule = spec->schedule ? spec->schedule : "constant",
         .selection = spec->selection ? spec->selection : "next_batch",
@@ -278,7 +281,8 @@ static int cmd_run(int argc, char **argv)
         snprintf(err, sizeof err, "%s: cannot create: %s", logdir, strerror(errno));
         goto fail;
     }
-    snprintf(label, sizeof label, "%s/%s", cfg.name, spec->optimizer);
+    snprintf(label, sizeof label, "%s%s%s/%s", cfg.name, spec->variant ? ":" : "",
+             spec->variant ? spec->variant : "", spec->optimizer);
     q.worker_path = wpath;
     spec->workload_config = cfg_path;
     q.wall_limit = wall_limit > 0 ? wall_limit : 2 * cfg.budget + 120;
@@ -415,6 +419,9 @@ static int cmd_list(int argc, char **argv)
                 printf("  %-16s %-10s %8u %10g %10llu %8g %8g\n", names[i], wd ? wd->metric : "?",
                        cfg.batch_size_hint, cfg.budget, (unsigned long long)cfg.step_hint,
                        cfg.validation_target, cfg.test_target);
+                for (size_t v = 0; v < cfg.num_variants; v++)
+                    printf("    variant %-47s %8g %8g\n", cfg.variants[v].name,
+                           cfg.variants[v].validation_target, cfg.variants[v].test_target);
             }
             tp_config_free_workload(&cfg);
         }

@@ -315,14 +315,21 @@ typedef struct loader {
 /* "workload.targets.test" for a setting (the path of names from the root). */
 static void setting_path(const config_setting_t *s, char *buf, size_t n)
 {
-    const char *names[16];
+    /* Named settings join with '.', elements of a list show their index: variants[1].name. */
+    char names[16][80];
     int depth = 0;
-    for (; s != NULL && !config_setting_is_root(s) && depth < 16; s = config_setting_parent(s))
-        names[depth++] = config_setting_name(s) ? config_setting_name(s) : "?";
+    for (; s != NULL && !config_setting_is_root(s) && depth < 16; s = config_setting_parent(s)) {
+        const char *name = config_setting_name(s);
+        if (name)
+            snprintf(names[depth++], sizeof names[0], ".%s", name);
+        else
+            snprintf(names[depth++], sizeof names[0], "[%d]", config_setting_index(s));
+    }
     size_t len = 0;
     buf[0] = '\0';
     for (int i = depth - 1; i >= 0 && len < n; i--) {
-        int w = snprintf(buf + len, n - len, "%s%s", i == depth - 1 ? "" : ".", names[i]);
+        const char *part = names[i] + (i == depth - 1 && names[i][0] == '.' ? 1 : 0);
+        int w = snprintf(buf + len, n - len, "%s", part);
         if (w < 0)
             break;
         len += (size_t)w;
@@ -457,9 +464,10 @@ nomem:
     return TP_ENOMEM;
 }
 
-static const char *const workload_keys[] = {"name",        "batch_size_hint", "step_hint",
-                                            "eval_period", "budget",          "targets",
-                                            "data",        "model",           NULL};
+static const char *const workload_keys[] = {
+    "name", "batch_size_hint", "step_hint", "eval_period", "budget", "targets",
+    "data", "model",           "variants",  NULL};
+static const char *const variant_keys[] = {"name", "targets", "data", "model", NULL};
 static const char *const target_keys[] = {"validation", "test", NULL};
 static const char *const root_keys[] = {"workload", NULL};
 
@@ -484,6 +492,64 @@ static int load_targets(loader *L, const config_setting_t *g, int seen[F_COUNT])
     return TP_OK;
 }
 
+/* One element of `variants`: a name, its own targets and option overrides. It is read into a
+ * scratch config (the same checks as the workload's own keys), then moved into the list. */
+static int load_variant(loader *L, const config_setting_t *g)
+{
+    tp_workload_config tmp;
+    memset(&tmp, 0, sizeof tmp);
+    loader V = {L->file, &tmp, L->err, L->errlen};
+    int seen[F_COUNT] = {0}, rc = TP_OK;
+    if (!config_setting_is_group(g))
+        return fail_value(L, g, "a group { name = \"...\"; targets = { ... }; model = { ... }; }");
+    int n = config_setting_length(g);
+    for (int i = 0; i < n && rc == TP_OK; i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        const char *name = config_setting_name(s);
+        if (strcmp(name, "name") == 0) {
+            value v = value_of_setting(s);
+            if (field_set(&tmp, F_NAME, &v) != 0)
+                rc = fail_value(L, s, "a non-empty string naming the variant");
+            else
+                seen[F_NAME] = 1;
+        } else if (strcmp(name, "targets") == 0) {
+            rc = config_setting_is_group(s)
+                     ? load_targets(&V, s, seen)
+                     : fail_value(L, s, "a group { validation = <number>; test = <number>; }");
+        } else if (strcmp(name, "data") == 0 || strcmp(name, "model") == 0) {
+            rc = config_setting_is_group(s) ? flatten(&V, s, name)
+                                            : fail_value(L, s, "a group of options { ... }");
+        } else {
+            rc = fail_unknown(L, s, variant_keys);
+        }
+    }
+    if (rc == TP_OK && !seen[F_NAME])
+        rc = fail_at(L, g, "name", "missing; must be a non-empty string naming the variant");
+    if (rc == TP_OK && !seen[F_VAL])
+        rc = fail_at(L, g, "targets",
+                     "missing; a variant has its own targets { validation = ...; test = ...; }");
+    for (size_t i = 0; rc == TP_OK && i < L->c->num_variants; i++)
+        if (strcmp(L->c->variants[i].name, tmp.name) == 0)
+            rc = fail_at(L, g, "name", "\"%s\" names another variant too", tmp.name);
+    tp_variant_config *grown = NULL;
+    if (rc == TP_OK) {
+        grown = realloc(L->c->variants, (L->c->num_variants + 1) * sizeof *grown);
+        if (grown == NULL) {
+            tp__errf(L->err, L->errlen, "%s: out of memory", L->file);
+            rc = TP_ENOMEM;
+        }
+    }
+    if (rc != TP_OK) {
+        tp_config_free_workload(&tmp);
+        return rc;
+    }
+    L->c->variants = grown;
+    L->c->variants[L->c->num_variants++] =
+        (tp_variant_config){tmp.name,    tmp.validation_target, tmp.test_target,
+                            tmp.options, tmp.num_options,       setting_line(g)};
+    return TP_OK; /* tmp's strings and options now belong to the variant */
+}
+
 static int load_workload_group(loader *L, const config_setting_t *w)
 {
     int seen[F_COUNT] = {0}, seen_targets = 0;
@@ -503,6 +569,12 @@ static int load_workload_group(loader *L, const config_setting_t *w)
                 return fail_value(L, s, "a group of options { key = value; ... }");
             if ((rc = flatten(L, s, name)) != TP_OK)
                 return rc;
+        } else if (strcmp(name, "variants") == 0) {
+            if (!config_setting_is_list(s))
+                return fail_value(L, s, "a list ( { name = ...; targets = ...; ... }, ... )");
+            for (int k = 0; k < config_setting_length(s); k++)
+                if ((rc = load_variant(L, config_setting_get_elem(s, (unsigned)k))) != TP_OK)
+                    return rc;
         } else {
             int f = field_find(name);
             if (f < 0 || f == F_VAL || f == F_TEST)
@@ -621,6 +693,14 @@ void tp_config_free_workload(tp_workload_config *c)
     for (size_t i = 0; i < c->num_options; i++)
         option_clear(&c->options[i]);
     free(c->options);
+    for (size_t v = 0; v < c->num_variants; v++) {
+        for (size_t i = 0; i < c->variants[v].num_options; i++)
+            option_clear(&c->variants[v].options[i]);
+        free(c->variants[v].options);
+        free(c->variants[v].name);
+    }
+    free(c->variants);
+    free(c->variant);
     free(c->file);
     free(c->name);
     memset(c, 0, sizeof *c);
@@ -980,4 +1060,61 @@ error:
     free(val);
     tp_kv_free(out);
     return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Variants */
+
+int tp_config_select_variant(tp_workload_config *c, const char *variant, char *err, size_t errlen)
+{
+    if (variant == NULL || variant[0] == '\0')
+        return TP_OK;
+    if (c->variant != NULL) {
+        tp__errf(err, errlen, "%s: variant %s already selected", c->file, c->variant);
+        return TP_ESTATE;
+    }
+    const tp_variant_config *v = NULL;
+    for (size_t i = 0; i < c->num_variants; i++)
+        if (strcmp(c->variants[i].name, variant) == 0)
+            v = &c->variants[i];
+    if (v == NULL) {
+        char list[512] = "";
+        size_t off = 0;
+        for (size_t i = 0; i < c->num_variants && off < sizeof list; i++)
+            off += (size_t)snprintf(list + off, sizeof list - off, "%s%s", i ? ", " : "",
+                                    c->variants[i].name);
+        tp__errf(err, errlen, "%s: workload %s has no variant \"%s\"; its variants: %s", c->file,
+                 c->name, variant, c->num_variants ? list : "none");
+        return TP_ENOENT;
+    }
+    /* The variant's options replace the base's of the same key, or are added. */
+    for (size_t i = 0; i < v->num_options; i++) {
+        const tp_wl_option *o = &v->options[i];
+        tp_wl_option *slot = NULL;
+        for (size_t k = 0; k < c->num_options; k++)
+            if (strcmp(c->options[k].key, o->key) == 0)
+                slot = &c->options[k];
+        char *key = dup_str(o->key), *str = o->str ? dup_str(o->str) : NULL;
+        if (key == NULL || (o->str && str == NULL)) {
+            free(key);
+            free(str);
+            tp__errf(err, errlen, "%s: out of memory", c->file);
+            return TP_ENOMEM;
+        }
+        if (slot != NULL) {
+            option_clear(slot);
+            *slot = (tp_wl_option){key, str, o->num, o->line};
+        } else if (option_push(c, key, str, o->num, o->line) != TP_OK) {
+            tp__errf(err, errlen, "%s: out of memory", c->file);
+            return TP_ENOMEM;
+        }
+    }
+    c->validation_target = v->validation_target;
+    c->test_target = v->test_target;
+    c->variant = dup_str(v->name);
+    if (c->variant == NULL) {
+        tp__errf(err, errlen, "%s: out of memory", c->file);
+        return TP_ENOMEM;
+    }
+    return TP_OK;
 }

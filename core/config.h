@@ -16,6 +16,10 @@
  *     targets = { validation = 0.87; test = 0.86; };
  *     data = { dir = "/usr/share/datasets/fashion-mnist"; ... };   # workload's own options
  *     model = { hidden_width = 256; ... };                          # workload's own options
+ *     variants = (                                                  # held-out variants
+ *       { name = "tanh"; targets = { validation = 0.88; test = 0.87; };
+ *         model = { activation = "tanh"; }; }, ...
+ *     );
  *   };
  *
  * The `data` and `model` groups are passed to the workload as flattened options
@@ -31,6 +35,17 @@
 
 #include "core/nn/workload.h" /* tp_wl_option */
 
+/* A held-out variant of a workload (AlgoPerf v0.5): its own targets and option overrides on
+ * top of the base; the base's budget, step_hint and eval period. */
+typedef struct tp_variant_config {
+    char *name; /* "tanh" */
+    double validation_target;
+    double test_target;
+    tp_wl_option *options; /* data.* / model.* overrides */
+    size_t num_options;
+    int line;
+} tp_variant_config;
+
 typedef struct tp_workload_config {
     char *file; /* the path it was read from */
     char *name; /* workload family, e.g. "fmnist_mlp" */
@@ -42,6 +57,9 @@ typedef struct tp_workload_config {
     double test_target;
     tp_wl_option *options; /* data.* and model.* (owned; keys and strings too) */
     size_t num_options;
+    tp_variant_config *variants; /* the `variants` list, in file order */
+    size_t num_variants;
+    char *variant; /* the selected variant (tp_config_select_variant), NULL for the base */
 } tp_workload_config;
 
 /* Parse a workload file. On error *out is left empty (safe to free). */
@@ -57,6 +75,11 @@ int tp_config_find_workload(const char *dir, const char *name, char *path, size_
  * "targets.validation=0.6", "data.train_limit=2000", "data.dir=/tmp/x". Protocol keys must
  * exist; data.* / model.* keys replace or add an option (line 0). */
 int tp_config_apply_override(tp_workload_config *c, const char *kv, char *err, size_t errlen);
+
+/* Turn the config into its variant `variant` (NULL or "": the base, nothing changes): the
+ * variant's targets and options replace the base's. Apply before --set overrides. TP_ENOENT
+ * with the list of variants when there is no such variant. */
+int tp_config_select_variant(tp_workload_config *c, const char *variant, char *err, size_t errlen);
 
 /* A parsed "name=value,name=value" list of numeric hyperparameters (--hparams). */
 typedef struct tp_kv {

@@ -15,6 +15,7 @@
 
 enum {
     O_CFG = TP_SPEC_OPT_FIRST,
+    O_VARIANT,
     O_SET,
     O_PLUGINS,
     O_OPT,
@@ -28,16 +29,28 @@ enum {
     O_END
 };
 
+/* clang-format off */
 const struct option tp_spec_options[] = {
-    {"workload-config", required_argument, 0, O_CFG}, {"set", required_argument, 0, O_SET},
-    {"plugins", required_argument, 0, O_PLUGINS},     {"optimizer", required_argument, 0, O_OPT},
-    {"schedule", required_argument, 0, O_SCHED},      {"selection", required_argument, 0, O_SEL},
-    {"hparams", required_argument, 0, O_HP},          {"seed", required_argument, 0, O_SEED},
-    {"clock", required_argument, 0, O_CLOCK},         {"max-steps", required_argument, 0, O_STEPS},
-    {"threads", required_argument, 0, O_THREADS},     {0, 0, 0, 0},
+    {"workload-config", required_argument, 0, O_CFG},
+    {"variant", required_argument, 0, O_VARIANT},
+    {"set", required_argument, 0, O_SET},
+    {"plugins", required_argument, 0, O_PLUGINS},
+    {"optimizer", required_argument, 0, O_OPT},
+    {"schedule", required_argument, 0, O_SCHED},
+    {"selection", required_argument, 0, O_SEL},
+    {"hparams", required_argument, 0, O_HP},
+    {"seed", required_argument, 0, O_SEED},
+    {"clock", required_argument, 0, O_CLOCK},
+    {"max-steps", required_argument, 0, O_STEPS},
+    {"threads", required_argument, 0, O_THREADS},
+    {0, 0, 0, 0},
 };
+/* clang-format on */
 
-_Static_assert(O_END - O_CFG + 1 == TP_SPEC_NUM_OPTIONS, "tp_spec_options and its count");
+/* The table, its terminator included, has one entry per option value: tp_spec_set indexes it. */
+_Static_assert(sizeof tp_spec_options / sizeof *tp_spec_options == TP_SPEC_NUM_OPTIONS &&
+                   O_END - O_CFG + 1 == TP_SPEC_NUM_OPTIONS,
+               "tp_spec_options, the option enum and TP_SPEC_NUM_OPTIONS must agree");
 
 void tp_spec_init(tp_trial_spec *s)
 {
@@ -71,6 +84,9 @@ int tp_spec_set(tp_trial_spec *s, int opt, const char *value, char *err, size_t 
     switch (opt) {
     case O_CFG:
         s->workload_config = value;
+        return TP_OK;
+    case O_VARIANT:
+        s->variant = value && *value ? value : NULL;
         return TP_OK;
     case O_SET:
         if (s->num_overrides == TP_SPEC_MAX_OVERRIDES) {
@@ -145,6 +161,7 @@ int tp_spec_to_argv(const tp_trial_spec *s, char **argv, int *n, int max, char *
         }                                                                                          \
     } while (0)
     PAIR("workload-config", s->workload_config);
+    PAIR("variant", s->variant);
     for (int i = 0; i < s->num_overrides; i++)
         PAIR("set", s->overrides[i]);
     PAIR("plugins", s->plugin_dir);

@@ -20,6 +20,7 @@
 
 typedef struct tp_trial_spec {
     const char *workload_config;                  /* path of the workload's .cfg */
+    const char *variant;                          /* held-out variant, NULL: the base */
     const char *overrides[TP_SPEC_MAX_OVERRIDES]; /* "key=value" (--set) */
     int num_overrides;
     const char *plugin_dir;
@@ -40,7 +41,7 @@ void tp_spec_init(tp_trial_spec *s);
  * TP_SPEC_OPT_FIRST and up; a caller with options of its own copies these into its table. */
 #define TP_SPEC_OPT_FIRST 0x1000
 extern const struct option tp_spec_options[];
-#define TP_SPEC_NUM_OPTIONS 12
+#define TP_SPEC_NUM_OPTIONS 13
 
 /* 1 when getopt's `opt` is one of the spec's. */
 int tp_spec_is_option(int opt);

@@ -309,6 +309,8 @@ static int setup(worker *wk, char *err, size_t errlen)
     int rc = tp_config_load_workload(a->spec.workload_config, &wk->cfg, err, errlen);
     if (rc < 0)
         return rc;
+    if ((rc = tp_config_select_variant(&wk->cfg, a->spec.variant, err, errlen)) < 0)
+        return rc;
     for (int i = 0; i < a->spec.num_overrides; i++)
         if ((rc = tp_config_apply_override(&wk->cfg, a->spec.overrides[i], err, errlen)) < 0)
             return rc;

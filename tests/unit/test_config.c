@@ -124,6 +124,11 @@ static void test_load_errors(void **state)
         {"unknown_target_key.cfg",
          "9: workload.targets.train: unknown key; expected one of: validation, test"},
         {"list_in_data.cfg", "10: workload.data.classes: lists and arrays are not supported"},
+        {"variant_no_targets.cfg", "10: workload.variants[1].targets: missing; a variant has "
+                                   "its own targets"},
+        {"variant_dup.cfg", "10: workload.variants[1].name: \"tanh\" names another variant"},
+        {"variant_bad_key.cfg", "10: workload.variants[0].budget: unknown key; expected one of: "
+                                "name, targets, data, model"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[512];
@@ -292,6 +297,58 @@ static void test_override_bad(void **state)
     tp_config_free_workload(&c);
 }
 
+/* Variants: parsed in file order with their own targets and options; selecting one replaces
+ * the base's targets and options of the same key and adds the others; unknown names list the
+ * variants. */
+static void test_variants(void **state)
+{
+    tp_workload_config c;
+    char path[512];
+    snprintf(path, sizeof path, "%svariants.cfg", FIXTURES);
+    if (tp_config_load_workload(path, &c, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(c.num_variants, 2);
+    assert_string_equal(c.variants[0].name, "tanh");
+    assert_true(c.variants[1].validation_target == 0.8);
+    assert_int_equal(c.variants[1].line, 12);
+    assert_null(c.variant);
+    assert_int_equal(tp_config_select_variant(&c, NULL, err, sizeof err), TP_OK); /* the base */
+    assert_true(c.validation_target == 0.87);
+
+    assert_int_equal(tp_config_select_variant(&c, "nope", err, sizeof err), TP_ENOENT);
+    assert_non_null(strstr(err, "no variant \"nope\"; its variants: tanh, deep"));
+
+    assert_int_equal(tp_config_select_variant(&c, "deep", err, sizeof err), TP_OK);
+    assert_string_equal(c.variant, "deep");
+    assert_true(c.validation_target == 0.8 && c.test_target == 0.79);
+    assert_true(c.budget == 60.0); /* the base's budget */
+    int depth = 0, act = 0;
+    for (size_t i = 0; i < c.num_options; i++) {
+        if (strcmp(c.options[i].key, "model.depth") == 0) {
+            depth++;
+            assert_true(c.options[i].num == 4);
+            assert_int_equal(c.options[i].line, 14);
+        }
+        if (strcmp(c.options[i].key, "model.activation") == 0) {
+            act++;
+            assert_string_equal(c.options[i].str, "relu"); /* untouched by this variant */
+        }
+    }
+    assert_int_equal(depth, 1);
+    assert_int_equal(act, 1);
+    /* One variant per config. */
+    assert_int_equal(tp_config_select_variant(&c, "tanh", err, sizeof err), TP_ESTATE);
+    tp_config_free_workload(&c);
+
+    if (tp_config_load_workload(path, &c, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(tp_config_select_variant(&c, "tanh", err, sizeof err), TP_OK);
+    for (size_t i = 0; i < c.num_options; i++)
+        if (strcmp(c.options[i].key, "model.activation") == 0)
+            assert_string_equal(c.options[i].str, "tanh"); /* replaced, not added */
+    tp_config_free_workload(&c);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* --hparams */
 
@@ -441,15 +498,11 @@ static void test_find_workload(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_load_good),
-        cmocka_unit_test(test_load_errors),
-        cmocka_unit_test(test_load_exact_messages),
-        cmocka_unit_test(test_load_unreadable),
-        cmocka_unit_test(test_load_shipped_workload),
-        cmocka_unit_test(test_override_good),
-        cmocka_unit_test(test_override_bad),
-        cmocka_unit_test(test_kv_good),
-        cmocka_unit_test(test_kv_bad),
+        cmocka_unit_test(test_load_good),       cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_variants),        cmocka_unit_test(test_load_exact_messages),
+        cmocka_unit_test(test_load_unreadable), cmocka_unit_test(test_load_shipped_workload),
+        cmocka_unit_test(test_override_good),   cmocka_unit_test(test_override_bad),
+        cmocka_unit_test(test_kv_good),         cmocka_unit_test(test_kv_bad),
         cmocka_unit_test(test_find_workload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
