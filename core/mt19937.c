@@ -75,7 +75,7 @@ uint32_t tp__mt19937_interval(tp__mt19937 *r, uint32_t max)
 
 void tp__mt19937_shuffle_u32(tp__mt19937 *r, uint32_t *x, size_t n)
 {
-    assert(n <= (size_t)UINT32_MAX + 1 && "tp__mt19937_shuffle_u32: n above 2^32");
+    assert((n == 0 || n - 1 <= UINT32_MAX) && "tp__mt19937_shuffle_u32: n above 2^32");
     for (size_t i = n > 0 ? n - 1 : 0; i >= 1; i--) {
         size_t j = tp__mt19937_interval(r, (uint32_t)i);
         uint32_t t = x[i];

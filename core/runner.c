@@ -22,12 +22,17 @@ extern char **environ;
 
 #define KILL_GRACE_MS 2000 /* SIGTERM, then SIGKILL after this */
 
-typedef struct run {
+struct tp_runner {
     const tp_run_request *req;
     tp_results *db;
     int64_t trial_id;
-    tp_run_result *out;
-    uv_loop_t loop;
+    tp_run_result *out; /* &result */
+    tp_run_result result;
+    tp_runner_done_cb done;
+    void *ud;
+    int started; /* the worker was spawned: its end is owed to the store and to done */
+    int log_fd;
+    uv_loop_t *loop;
     uv_process_t proc;
     uv_pipe_t events;
     uv_timer_t watchdog;
@@ -44,12 +49,16 @@ typedef struct run {
     int failure_code;
     double last_metric;
     double start_wall;
-} run;
+};
+typedef struct tp_runner run;
+
+static void complete(run *r);
 
 static void on_close(uv_handle_t *h)
 {
     run *r = h->data;
-    r->open_handles--;
+    if (--r->open_handles == 0)
+        complete(r);
 }
 
 static void kill_worker(run *r, int sig)
@@ -202,6 +211,9 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int term_signal)
     r->exited = 1;
     r->exit_status = status;
     r->term_signal = term_signal;
+    /* Nothing of the trial outlives its worker: whatever it forked (still in its process
+     * group) would keep the event pipe open. */
+    kill(-p->pid, SIGKILL);
     uv_close((uv_handle_t *)p, on_close);
     maybe_finish(r);
 }
@@ -209,6 +221,15 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int term_signal)
 static void on_watchdog(uv_timer_t *t)
 {
     run *r = t->data;
+    if (r->exited) { /* the worker is gone but its pipe is still open: stop waiting */
+        if (!r->pipe_done) {
+            r->pipe_done = 1;
+            uv_read_stop((uv_stream_t *)&r->events);
+            uv_close((uv_handle_t *)&r->events, on_close);
+        }
+        maybe_finish(r);
+        return;
+    }
     if (!r->timed_out) {
         r->timed_out = 1;
         kill_worker(r, SIGTERM);
@@ -279,14 +300,42 @@ static void finish_result(run *r)
     }
 }
 
-int tp_runner_run(const tp_run_request *req, tp_results *db, int64_t trial_id, tp_run_result *out,
-                  char *err, size_t errlen)
+/* Every handle is closed: record the end, tell the caller, free. */
+static void complete(run *r)
 {
-    memset(out, 0, sizeof *out);
-    out->status = TP_TRIAL_FAILED;
-    out->time_to_target = INFINITY;
-    out->best_validation_metric = NAN;
+    char err[640] = "";
+    int rc = TP_OK;
+    if (r->started) {
+        if (r->req->progress == TP_PROGRESS_LINE) {
+            fputc('\n', stdout);
+            fflush(stdout);
+        }
+        finish_result(r);
+        tp_run_result *o = r->out;
+        tp_trial_end end = {
+            .status = o->status,
+            .reason = o->reason,
+            .message = o->message,
+            .steps = o->steps,
+            .submission_time_wall = o->submission_time_wall,
+            .submission_time_cpu = o->submission_time_cpu,
+            .time_to_target = o->time_to_target,
+            .best_validation_metric = o->best_validation_metric,
+            .wall_time = o->wall_time,
+        };
+        if (tp_results_end_trial(r->db, r->trial_id, &end, err, sizeof err) < 0)
+            rc = TP_EDB;
+    }
+    if (r->log_fd >= 0)
+        close(r->log_fd);
+    if (r->started && r->done)
+        r->done(r->out, rc, err, r->ud);
+    free(r);
+}
 
+int tp_runner_start(uv_loop_t *loop, const tp_run_request *req, tp_results *db, int64_t trial_id,
+                    tp_runner_done_cb done, void *ud, char *err, size_t errlen)
+{
     run *r = calloc(1, sizeof *r);
     if (!r) {
         snprintf(err, errlen, "out of memory");
@@ -295,46 +344,45 @@ int tp_runner_run(const tp_run_request *req, tp_results *db, int64_t trial_id, t
     r->req = req;
     r->db = db;
     r->trial_id = trial_id;
-    r->out = out;
+    r->out = &r->result;
+    r->out->status = TP_TRIAL_FAILED;
+    r->out->time_to_target = INFINITY;
+    r->out->best_validation_metric = NAN;
+    r->done = done;
+    r->ud = ud;
+    r->loop = loop;
     r->last_metric = NAN;
     r->start_wall = tp_clock_wall_now();
     tp_event_decoder_init(&r->dec);
 
-    int rc = TP_OK, log_fd = -1;
-    int uvrc = uv_loop_init(&r->loop);
-    if (uvrc < 0) {
-        snprintf(err, errlen, "uv_loop_init: %s", uv_strerror(uvrc));
-        free(r);
-        return TP_ESYS;
-    }
-    log_fd = open(req->log_path ? req->log_path : "/dev/null",
-                  O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (log_fd < 0) {
+    r->log_fd = open(req->log_path ? req->log_path : "/dev/null",
+                     O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (r->log_fd < 0) {
         snprintf(err, errlen, "%s: cannot open the trial log: %s", req->log_path, strerror(errno));
-        rc = TP_EIO;
-        goto done;
+        free(r);
+        return TP_EIO;
     }
-
-    uv_pipe_init(&r->loop, &r->events, 0);
+    uv_pipe_init(loop, &r->events, 0);
     r->events.data = r;
     r->open_handles++;
-    uv_timer_init(&r->loop, &r->watchdog);
+    uv_timer_init(loop, &r->watchdog);
     r->watchdog.data = r;
     r->open_handles++;
 
+    int rc;
     char nums[TP_SPEC_NUMS_SIZE];
     char *argv[2 * (TP_SPEC_NUM_OPTIONS + TP_SPEC_MAX_OVERRIDES) + 8];
     if (build_argv(req, nums, argv, (int)(sizeof argv / sizeof *argv)) < 0) {
         snprintf(err, errlen, "too many worker arguments");
         rc = TP_EINVAL;
-        goto close_handles;
+        goto fail;
     }
     uv_stdio_container_t stdio[4];
     stdio[0].flags = UV_IGNORE;
     stdio[1].flags = UV_INHERIT_FD;
-    stdio[1].data.fd = log_fd;
+    stdio[1].data.fd = r->log_fd;
     stdio[2].flags = UV_INHERIT_FD;
-    stdio[2].data.fd = log_fd;
+    stdio[2].data.fd = r->log_fd;
     stdio[3].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
     stdio[3].data.stream = (uv_stream_t *)&r->events;
 
@@ -350,51 +398,59 @@ int tp_runner_run(const tp_run_request *req, tp_results *db, int64_t trial_id, t
     char **env = worker_env(coretype, sizeof coretype);
     po.env = env;
     r->proc.data = r;
-    uvrc = uv_spawn(&r->loop, &r->proc, &po);
+    int uvrc = uv_spawn(loop, &r->proc, &po);
     free(env);
     if (uvrc < 0) {
         snprintf(err, errlen, "cannot start the worker %s: %s", req->worker_path,
                  uv_strerror(uvrc));
         rc = TP_ESYS;
-        goto close_handles;
+        goto fail;
     }
     r->open_handles++;
+    r->started = 1;
     uv_read_start((uv_stream_t *)&r->events, on_alloc, on_read);
     uv_timer_start(&r->watchdog, on_watchdog, (uint64_t)(req->wall_limit * 1000.0), 0);
-    uv_run(&r->loop, UV_RUN_DEFAULT);
-    if (req->progress == TP_PROGRESS_LINE) {
-        fputc('\n', stdout);
-        fflush(stdout);
-    }
-    finish_result(r);
+    return TP_OK;
 
-    tp_trial_end end = {
-        .status = out->status,
-        .reason = out->reason,
-        .message = out->message,
-        .steps = out->steps,
-        .submission_time_wall = out->submission_time_wall,
-        .submission_time_cpu = out->submission_time_cpu,
-        .time_to_target = out->time_to_target,
-        .best_validation_metric = out->best_validation_metric,
-        .wall_time = out->wall_time,
-    };
-    if (tp_results_end_trial(db, trial_id, &end, err, errlen) < 0)
-        rc = TP_EDB;
-    goto done;
-
-close_handles:
-    if (!uv_is_closing((uv_handle_t *)&r->events))
-        uv_close((uv_handle_t *)&r->events, on_close);
-    if (!uv_is_closing((uv_handle_t *)&r->watchdog))
-        uv_close((uv_handle_t *)&r->watchdog, on_close);
-    uv_run(&r->loop, UV_RUN_DEFAULT);
-done:
-    if (log_fd >= 0)
-        close(log_fd);
-    uv_loop_close(&r->loop);
-    free(r);
+fail:
+    /* The callback is never called when the start failed; the handles close, then r is
+     * freed by complete() (started == 0). */
+    uv_close((uv_handle_t *)&r->events, on_close);
+    uv_close((uv_handle_t *)&r->watchdog, on_close);
     return rc;
+}
+
+typedef struct sync_run {
+    tp_run_result *out;
+    int rc;
+    char *err;
+    size_t errlen;
+} sync_run;
+
+static void sync_done(const tp_run_result *res, int rc, const char *err, void *ud)
+{
+    sync_run *s = ud;
+    *s->out = *res;
+    s->rc = rc;
+    if (rc < 0)
+        snprintf(s->err, s->errlen, "%s", err);
+}
+
+int tp_runner_run(const tp_run_request *req, tp_results *db, int64_t trial_id, tp_run_result *out,
+                  char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    uv_loop_t loop;
+    int uvrc = uv_loop_init(&loop);
+    if (uvrc < 0) {
+        snprintf(err, errlen, "uv_loop_init: %s", uv_strerror(uvrc));
+        return TP_ESYS;
+    }
+    sync_run s = {out, TP_OK, err, errlen};
+    int rc = tp_runner_start(&loop, req, db, trial_id, sync_done, &s, err, errlen);
+    uv_run(&loop, UV_RUN_DEFAULT); /* the trial, or the closing of a failed start */
+    uv_loop_close(&loop);
+    return rc < 0 ? rc : s.rc;
 }
 
 typedef struct exec_state {

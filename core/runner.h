@@ -19,6 +19,8 @@
 #include "core/results.h"
 #include "core/spec.h"
 
+#include <uv.h>
+
 typedef enum tp_progress_mode {
     TP_PROGRESS_NONE = 0,
     TP_PROGRESS_LINE = 1, /* one live line on a terminal */
@@ -52,8 +54,21 @@ typedef struct tp_run_result {
     double wall_time;
 } tp_run_result;
 
-/* Run one trial whose row `trial_id` exists in `db` (tp_results_begin_trial); on return the
- * row is ended (tp_results_end_trial) whatever happened. Returns 0 when the trial ran (see
+/* One trial running on a libuv loop. */
+typedef struct tp_runner tp_runner;
+
+/* Called once when a started trial is over and its row is ended in the store: res says how it
+ * went; rc < 0 (with err) when the store could not record the end. res and err are valid
+ * during the call only. */
+typedef void (*tp_runner_done_cb)(const tp_run_result *res, int rc, const char *err, void *ud);
+
+/* Start the trial whose row `trial_id` exists in `db` (tp_results_begin_trial) on `loop`: the
+ * worker runs while the loop runs, and `done` is called when it is over. `req` must stay valid
+ * until then. When the start fails (negative return, err says why) done is never called. */
+int tp_runner_start(uv_loop_t *loop, const tp_run_request *req, tp_results *db, int64_t trial_id,
+                    tp_runner_done_cb done, void *ud, char *err, size_t errlen);
+
+/* Run one trial to its end on a loop of its own. Returns 0 when the trial ran (see
  * out->status) or a negative code when the worker could not be started or the store failed. */
 int tp_runner_run(const tp_run_request *req, tp_results *db, int64_t trial_id, tp_run_result *out,
                   char *err, size_t errlen);

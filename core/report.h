@@ -1,0 +1,50 @@
+/*
+ * report.h - what a person reads after a study: the score table on a terminal, the
+ * performance-profile plot (BENCHMARK.md §6) as SVG and PNG, and one self-contained HTML report
+ * (scores, times to target, the profile, validation curves per workload, every trial with its
+ * status and failure message).
+ *
+ * Plots are drawn with PLplot (devices "svg" from libplplot17 and "pngcairo" from
+ * plplot-driver-cairo). PLplot keeps global state, so every call here takes one process-wide
+ * lock, draws into a stream of its own and ends it; PLplot never opens a file (output goes to
+ * memory, and this module writes the file), never prompts, and never exits the process: a missing
+ * driver is reported as TP_ENOTSUP with the package to install.
+ *
+ * Files are written whole or not at all (a temporary file in the same directory, then rename).
+ * Every function returns 0 or a negative TP_E... code with a message in err.
+ *
+ * Not here: computing scores (core/score.c), reading AlgoPerf directories (core/algoperf_io.c),
+ * command-line parsing (core/cli.c).
+ */
+#ifndef TP_CORE_REPORT_H
+#define TP_CORE_REPORT_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "core/results.h"
+#include "core/score.h"
+
+/* The performance profiles of a score table: rho_s(tau) for tau in [1, 4] as one step curve per
+ * submission (its own color and line style), a legend with each submission and its score, axis
+ * labels and a title. Writes an SVG file to svg_path and a PNG file to png_path; either may be
+ * NULL (not both). TP_EINVAL when the table has no submissions or no workloads. */
+int tp_report_profile(const tp_score_table *score, const char *svg_path, const char *png_path,
+                      char *err, size_t errlen);
+
+/* One self-contained HTML file at out_path (no external resources): when it was made and from
+ * which database, the score table (score per submission; time to target and ratio to the
+ * fastest per workload) when score is not NULL, the profile plot, a validation-metric vs
+ * submission-time plot per workload (and variant) with one curve per trial colored by
+ * submission and the validation target as a horizontal line, and a table of every trial with
+ * its status and failure message. score may be NULL when there is nothing to score; text from
+ * the database is HTML-escaped. */
+int tp_report_html(tp_results *db, const tp_score_table *score, const char *out_path, char *err,
+                   size_t errlen);
+
+/* The score table as plain text for a terminal: one row per submission with its score, then one
+ * column per workload with the time to target and the ratio to the fastest ("-" when not
+ * reached, "cut" when the held-out rule or the 4x cut removed a time). TP_EIO when out fails. */
+int tp_report_print_score(FILE *out, const tp_score_table *score, char *err, size_t errlen);
+
+#endif /* TP_CORE_REPORT_H */
