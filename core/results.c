@@ -631,6 +631,57 @@ int tp_results_end_trial(tp_results *r, int64_t trial_id, const tp_trial_end *en
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Planned trials (sweeps) */
+
+int tp_results_find_planned(tp_results *r, const char *plan_key, int64_t *id,
+                            tp_trial_status *status, char *err, size_t errlen)
+{
+    assert(r != NULL && plan_key != NULL && id != NULL && status != NULL);
+    *id = 0;
+    *status = TP_TRIAL_RUNNING;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(r->db, "SELECT id, status FROM trials WHERE plan_key = ?1", -1, &st,
+                                NULL);
+    if (rc != SQLITE_OK)
+        return db_fail(r, rc, err, errlen, "cannot look up planned trial %s", plan_key);
+    sqlite3_bind_text(st, 1, plan_key, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    int out = TP_OK;
+    if (rc == SQLITE_ROW) {
+        *id = sqlite3_column_int64(st, 0);
+        int s = status_parse(col_text(st, 1));
+        if (s < 0) {
+            tp__errf(err, errlen, "%s: trial %lld has an unknown status \"%s\"", r->path,
+                     (long long)*id, col_text(st, 1));
+            out = TP_EDB;
+        } else {
+            *status = (tp_trial_status)s;
+        }
+    } else if (rc != SQLITE_DONE) {
+        out = db_fail(r, rc, err, errlen, "cannot look up planned trial %s", plan_key);
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+int tp_results_delete_trial(tp_results *r, int64_t id, char *err, size_t errlen)
+{
+    assert(r != NULL);
+    /* The trial and its evals go in one transaction (ON DELETE CASCADE). */
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(r->db, "DELETE FROM trials WHERE id = ?1", -1, &st, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, id);
+        rc = sqlite3_step(st);
+        rc = rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK)
+        return db_fail(r, rc, err, errlen, "cannot delete trial %lld", (long long)id);
+    return TP_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Reading */
 
 static int trial_exists(tp_results *r, int64_t id, int *exists, char *err, size_t errlen)

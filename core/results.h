@@ -129,6 +129,14 @@ int tp_results_add_eval(tp_results *r, int64_t trial_id, const tp_eval_row *row,
 int tp_results_end_trial(tp_results *r, int64_t trial_id, const tp_trial_end *end, char *err,
                          size_t errlen);
 
+/* The trial a sweep planned as plan_key: *id = 0 when there is none, else its id and status
+ * (TP_TRIAL_RUNNING for one whose end was never recorded: its host died). */
+int tp_results_find_planned(tp_results *r, const char *plan_key, int64_t *id,
+                            tp_trial_status *status, char *err, size_t errlen);
+/* Remove a trial and its evals in one transaction (a resumed sweep re-runs a trial whose host
+ * died before it ended). */
+int tp_results_delete_trial(tp_results *r, int64_t id, char *err, size_t errlen);
+
 /* Call fn for every trial in id order (all when ids == NULL, else the n given ids); stops and
  * returns fn's value when it returns non-zero. */
 int tp_results_foreach_trial(tp_results *r, const int64_t *ids, size_t n,

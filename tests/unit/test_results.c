@@ -330,6 +330,13 @@ static int collect_placed(const tp_trial_summary *t, void *ud)
     return 0;
 }
 
+static int count_evals(const tp_eval_row *e, void *ud)
+{
+    (void)e;
+    (*(int *)ud)++;
+    return 0;
+}
+
 static void test_sweep_placement(void **state)
 {
     tmp *t = *state;
@@ -357,6 +364,30 @@ static void test_sweep_placement(void **state)
     assert_int_equal(p.study[1], 2);
     assert_int_equal(p.trial_index[1], 4);
     assert_string_equal(p.plan_key[1], "adamw_wc/fmnist_mlp/study_2/trial_4");
+
+    /* Resume: find a planned trial and its status; delete one (with its evals). */
+    int64_t id;
+    tp_trial_status st;
+    assert_int_equal(tp_results_find_planned(r, m.plan_key, &id, &st, err, sizeof err), TP_OK);
+    assert_int_equal(id, planned);
+    assert_int_equal(st, TP_TRIAL_RUNNING);
+    assert_int_equal(tp_results_find_planned(r, "no/such/key", &id, &st, err, sizeof err), TP_OK);
+    assert_int_equal(id, 0);
+    tp_eval_row e = eval_example(0);
+    assert_int_equal(tp_results_add_eval(r, planned, &e, err, sizeof err), TP_OK);
+    assert_int_equal(tp_results_delete_trial(r, planned, err, sizeof err), TP_OK);
+    assert_int_equal(tp_results_find_planned(r, m.plan_key, &id, &st, err, sizeof err), TP_OK);
+    assert_int_equal(id, 0);
+    /* Its evals went with it, and the key can be planned again. */
+    assert_int_equal(tp_results_begin_trial(r, &m, &planned, err, sizeof err), TP_OK);
+    tp_trial_end end = {.status = TP_TRIAL_REACHED, .message = "", .time_to_target = 1.0};
+    assert_int_equal(tp_results_end_trial(r, planned, &end, err, sizeof err), TP_OK);
+    assert_int_equal(tp_results_find_planned(r, m.plan_key, &id, &st, err, sizeof err), TP_OK);
+    assert_int_equal(st, TP_TRIAL_REACHED);
+    int evals = 0;
+    assert_int_equal(tp_results_foreach_eval(r, planned, count_evals, &evals, err, sizeof err),
+                     TP_OK);
+    assert_int_equal(evals, 0);
     tp_results_close(r);
 }
 
