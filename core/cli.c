@@ -27,6 +27,7 @@
 #include "core/results.h"
 #include "core/runner.h"
 #include "core/spec.h"
+#include "core/sweep.h"
 
 #define ERRLEN 1024
 
@@ -35,6 +36,7 @@ static const char *usage_text =
     "\n"
     "usage:\n"
     "  trainperf run --workload W --optimizer ID [options]   run one trial\n"
+    "  trainperf sweep SWEEP.cfg [--jobs N] [--results DIR]   a tuning-ruleset sweep\n"
     "  trainperf check PLUGIN.so                              check a plugin, list its "
     "hyperparameters\n"
     "  trainperf list                                         workloads and plugins found\n"
@@ -105,30 +107,6 @@ static int mkdir_p(const char *path)
         }
     }
     return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
-}
-
-/* The shortest %g form that reads back as exactly x (0.1, not 0.10000000000000001). */
-static void fmt_double(double x, char *out, size_t len)
-{
-    for (int prec = 6; prec <= 17; prec++) {
-        snprintf(out, len, "%.*g", prec, x);
-        if (strtod(out, NULL) == x)
-            return;
-    }
-}
-
-/* {"learning_rate": 0.001, ...} from the parsed --hparams list. */
-static void hparams_json(const tp_kv_list *kv, char *out, size_t len)
-{
-    size_t off = (size_t)snprintf(out, len, "{");
-    for (size_t i = 0; i < kv->count && off < len; i++) {
-        char num[32];
-        fmt_double(kv->items[i].value, num, sizeof num);
-        off += (size_t)snprintf(out + off, len - off, "%s\"%s\": %s", i ? ", " : "",
-                                kv->items[i].key, num);
-    }
-    if (off < len)
-        snprintf(out + off, len - off, "}");
 }
 
 static void fmt_time(double t, char *out, size_t len)
@@ -254,7 +232,7 @@ static int cmd_run(int argc, char **argv)
         goto fail;
 
     char hp_json[4096];
-    hparams_json(&kv, hp_json, sizeof hp_json);
+    tp_kv_to_json(&kv, hp_json, sizeof hp_json);
     tp_trial_meta meta = {
         .workload = cfg.name,
         .variant = spec->variant ? spec->variant : "",
@@ -337,6 +315,92 @@ out:
     tp_kv_free(&kv);
     tp_config_free_workload(&cfg);
     return rc;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* sweep */
+
+static int cmd_sweep(int argc, char **argv)
+{
+    const char *results = NULL, *plugins = NULL, *workloads = NULL, *file = NULL;
+    int jobs = 0, quiet = 0;
+    double wall_limit = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        char *end;
+        if (!strcmp(a, "--results") && i + 1 < argc)
+            results = argv[++i];
+        else if (!strcmp(a, "--plugins") && i + 1 < argc)
+            plugins = argv[++i];
+        else if (!strcmp(a, "--workloads") && i + 1 < argc)
+            workloads = argv[++i];
+        else if (!strcmp(a, "--jobs") && i + 1 < argc) {
+            jobs = (int)strtol(argv[++i], &end, 10);
+            if (*end || jobs < 1 || jobs > 256) {
+                fprintf(stderr, "trainperf sweep: --jobs: expected 1 to 256\n");
+                return 2;
+            }
+        } else if (!strcmp(a, "--wall-limit") && i + 1 < argc) {
+            wall_limit = strtod(argv[++i], &end);
+            if (*end || !(wall_limit > 0)) {
+                fprintf(stderr, "trainperf sweep: --wall-limit: expected seconds > 0\n");
+                return 2;
+            }
+        } else if (!strcmp(a, "--quiet"))
+            quiet = 1;
+        else if (a[0] != '-' && !file)
+            file = a;
+        else {
+            fprintf(stderr, "usage: trainperf sweep SWEEP.cfg [--results DIR] [--jobs N] "
+                            "[--plugins DIR] [--workloads DIR] [--wall-limit S] [--quiet]\n");
+            return 2;
+        }
+    }
+    if (!file) {
+        fprintf(stderr, "usage: trainperf sweep SWEEP.cfg [options]\n");
+        return 2;
+    }
+    char err[ERRLEN], wpath[PATH_MAX];
+    if (worker_path(wpath, sizeof wpath) < 0) {
+        fprintf(stderr, "trainperf sweep: cannot find trainperf-worker next to trainperf (set "
+                        "TRAINPERF_WORKER)\n");
+        return 1;
+    }
+    tp_sweep_config cfg;
+    if (tp_config_load_sweep(file, &cfg, err, sizeof err) < 0) {
+        fprintf(stderr, "trainperf sweep: %s\n", err);
+        return 1;
+    }
+    if (jobs)
+        cfg.jobs = jobs;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores > 0 && cfg.jobs > cores)
+        fprintf(stderr,
+                "trainperf sweep: warning: %d jobs on %ld cores: trials will compete for the "
+                "CPU and their times will not be comparable\n",
+                cfg.jobs, cores);
+    tp_sweep_env env = {
+        .worker_path = wpath,
+        .plugin_dir = dir_default(plugins, "TRAINPERF_PLUGINS", TP_DEFAULT_PLUGIN_DIR),
+        .workloads_dir = dir_default(workloads, "TRAINPERF_WORKLOADS", TP_DEFAULT_WORKLOAD_DIR),
+        .results_dir = results,
+        .progress = quiet ? TP_PROGRESS_NONE
+                          : (isatty(STDOUT_FILENO) ? TP_PROGRESS_LINE : TP_PROGRESS_PLAIN),
+        .wall_limit = wall_limit,
+    };
+    tp_sweep_stats st;
+    int rc = tp_sweep_run(&cfg, &env, &st, err, sizeof err);
+    tp_config_free_sweep(&cfg);
+    if (rc < 0) {
+        fprintf(stderr, "trainperf sweep: %s\n", err);
+        return 1;
+    }
+    printf("sweep done: %zu trials planned, %zu run now (%zu reached the targets, %zu failed), "
+           "%zu already done, %zu re-run after an interruption; %.1f s\n",
+           st.planned, st.ran, st.reached, st.failed, st.skipped, st.rerun, st.wall);
+    printf("results: %s/results.db (score with `trainperf score %s`)\n", st.results_dir,
+           st.results_dir);
+    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -485,6 +549,8 @@ int tp_cli_main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0)
         return cmd_check(argc - 1, argv + 1);
+    if (strcmp(cmd, "sweep") == 0)
+        return cmd_sweep(argc - 1, argv + 1);
     if (strcmp(cmd, "list") == 0)
         return cmd_list(argc - 1, argv + 1);
     if (strcmp(cmd, "results") == 0)

@@ -605,6 +605,40 @@ static char *dir_of(const char *path)
     return dup_range(path, (size_t)(slash - path));
 }
 
+/* Read and parse a libconfig file into cfg (initialised by the caller, destroyed by the
+ * caller too); *incdir is the file's directory (caller frees). */
+static int read_config_file(const char *path, config_t *cfg, char **incdir, char *err,
+                            size_t errlen)
+{
+    /* Read access is checked first so a missing file gets errno's words, not libconfig's. */
+    FILE *fp = fopen(path, "r");
+    struct stat st;
+    if (fp == NULL || (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode))) {
+        tp__errf(err, errlen, "%s: cannot read: %s", path, strerror(fp ? EISDIR : errno));
+        if (fp != NULL)
+            fclose(fp);
+        return TP_EIO;
+    }
+    fclose(fp);
+    *incdir = dir_of(path);
+    if (*incdir == NULL) {
+        tp__errf(err, errlen, "%s: out of memory", path);
+        return TP_ENOMEM;
+    }
+    config_set_include_dir(cfg, *incdir);
+    if (config_read_file(cfg, path) != CONFIG_TRUE) {
+        const char *efile = config_error_file(cfg) ? config_error_file(cfg) : path;
+        const char *text = config_error_text(cfg) ? config_error_text(cfg) : "unknown error";
+        if (config_error_type(cfg) == CONFIG_ERR_FILE_IO) {
+            tp__errf(err, errlen, "%s: cannot read: %s", efile, text);
+            return TP_EIO;
+        }
+        tp__errf(err, errlen, "%s:%d: syntax error: %s", efile, config_error_line(cfg), text);
+        return TP_ECONFIG;
+    }
+    return TP_OK;
+}
+
 int tp_config_load_workload(const char *path, tp_workload_config *out, char *err, size_t errlen)
 {
     config_t cfg;
@@ -614,38 +648,12 @@ int tp_config_load_workload(const char *path, tp_workload_config *out, char *err
 
     memset(out, 0, sizeof *out);
     config_init(&cfg);
-
-    /* Read access is checked first so a missing file gets errno's words, not libconfig's. */
-    FILE *fp = fopen(path, "r");
-    struct stat st;
-    if (fp == NULL || (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode))) {
-        tp__errf(err, errlen, "%s: cannot read: %s", path, strerror(fp ? EISDIR : errno));
-        if (fp != NULL)
-            fclose(fp);
-        rc = TP_EIO;
+    if ((rc = read_config_file(path, &cfg, &incdir, err, errlen)) != TP_OK)
         goto error;
-    }
-    fclose(fp);
-
-    incdir = dir_of(path);
     out->file = dup_str(path);
-    if (incdir == NULL || out->file == NULL) {
+    if (out->file == NULL) {
         tp__errf(err, errlen, "%s: out of memory", path);
         rc = TP_ENOMEM;
-        goto error;
-    }
-    config_set_include_dir(&cfg, incdir);
-
-    if (config_read_file(&cfg, path) != CONFIG_TRUE) {
-        const char *efile = config_error_file(&cfg) ? config_error_file(&cfg) : path;
-        const char *text = config_error_text(&cfg) ? config_error_text(&cfg) : "unknown error";
-        if (config_error_type(&cfg) == CONFIG_ERR_FILE_IO) {
-            tp__errf(err, errlen, "%s: cannot read: %s", efile, text);
-            rc = TP_EIO;
-        } else {
-            tp__errf(err, errlen, "%s:%d: syntax error: %s", efile, config_error_line(&cfg), text);
-            rc = TP_ECONFIG;
-        }
         goto error;
     }
 
@@ -1062,6 +1070,29 @@ error:
     return rc;
 }
 
+/* The shortest %g form that reads back as exactly x (0.1, not 0.10000000000000001). */
+static void fmt_double(double x, char *out, size_t len)
+{
+    for (int prec = 6; prec <= 17; prec++) {
+        snprintf(out, len, "%.*g", prec, x);
+        if (strtod(out, NULL) == x)
+            return;
+    }
+}
+
+void tp_kv_to_json(const tp_kv_list *l, char *out, size_t len)
+{
+    size_t off = (size_t)snprintf(out, len, "{");
+    for (size_t i = 0; i < l->count && off < len; i++) {
+        char num[32];
+        fmt_double(l->items[i].value, num, sizeof num);
+        off += (size_t)snprintf(out + off, len - off, "%s\"%s\": %s", i ? ", " : "",
+                                l->items[i].key, num);
+    }
+    if (off < len)
+        snprintf(out + off, len - off, "}");
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Variants */
 
@@ -1117,4 +1148,335 @@ int tp_config_select_variant(tp_workload_config *c, const char *variant, char *e
         return TP_ENOMEM;
     }
     return TP_OK;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Sweeps */
+
+const char *tp_ruleset_name(tp_ruleset r)
+{
+    return r == TP_RULESET_SELF ? "self" : "external";
+}
+
+static const char *const sweep_keys[] = {
+    "ruleset", "workloads",    "studies",      "trials",      "study_points",
+    "heldout", "heldout_seed", "budget_scale", "clock",       "jobs",
+    "results", "seed",         "set",          "submissions", NULL};
+static const char *const submission_keys[] = {"name",         "optimizer", "schedule", "selection",
+                                              "search_space", "hparams",   NULL};
+
+/* A string setting into *out (replacing it); `expect` completes "must be ...". */
+static int get_string(loader *L, const config_setting_t *s, char **out, const char *expect)
+{
+    value v = value_of_setting(s);
+    if (v.type != VALUE_STRING || v.s[0] == '\0')
+        return fail_value(L, s, expect);
+    char *d = dup_str(v.s);
+    if (d == NULL) {
+        tp__errf(L->err, L->errlen, "%s: out of memory", L->file);
+        return TP_ENOMEM;
+    }
+    free(*out);
+    *out = d;
+    return TP_OK;
+}
+
+static int get_int(loader *L, const config_setting_t *s, long long lo, long long hi, long long *out,
+                   const char *expect)
+{
+    value v = value_of_setting(s);
+    if (v.type != VALUE_INT || v.i < lo || v.i > hi)
+        return fail_value(L, s, expect);
+    *out = v.i;
+    return TP_OK;
+}
+
+/* One of `names` (NULL-terminated) by index. */
+static int get_choice(loader *L, const config_setting_t *s, const char *const *names, int *out,
+                      const char *expect)
+{
+    value v = value_of_setting(s);
+    for (int i = 0; v.type == VALUE_STRING && names[i]; i++)
+        if (strcmp(v.s, names[i]) == 0) {
+            *out = i;
+            return TP_OK;
+        }
+    return fail_value(L, s, expect);
+}
+
+/* An array or list of non-empty strings. */
+static int get_strings(loader *L, const config_setting_t *s, char ***out, size_t *n,
+                       const char *expect)
+{
+    if (!config_setting_is_array(s) && !config_setting_is_list(s))
+        return fail_value(L, s, expect);
+    int len = config_setting_length(s);
+    char **list = calloc((size_t)len + 1, sizeof *list);
+    if (list == NULL)
+        goto nomem;
+    for (int i = 0; i < len; i++) {
+        const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
+        if (config_setting_type(e) != CONFIG_TYPE_STRING ||
+            config_setting_get_string(e)[0] == '\0') {
+            for (int k = 0; k < i; k++)
+                free(list[k]);
+            free(list);
+            return fail_value(L, e, expect);
+        }
+        if ((list[i] = dup_str(config_setting_get_string(e))) == NULL) {
+            for (int k = 0; k < i; k++)
+                free(list[k]);
+            free(list);
+            goto nomem;
+        }
+    }
+    *out = list;
+    *n = (size_t)len;
+    return TP_OK;
+nomem:
+    tp__errf(L->err, L->errlen, "%s: out of memory", L->file);
+    return TP_ENOMEM;
+}
+
+/* dir/rel, or rel when it is absolute. */
+static char *join_path(const char *dir, const char *rel)
+{
+    if (rel[0] == '/')
+        return dup_str(rel);
+    size_t n = strlen(dir) + 1 + strlen(rel) + 1;
+    char *p = malloc(n);
+    if (p != NULL)
+        snprintf(p, n, "%s/%s", dir, rel);
+    return p;
+}
+
+static void free_submission(tp_sweep_submission *s)
+{
+    free(s->name);
+    free(s->optimizer);
+    free(s->schedule);
+    free(s->selection);
+    free(s->search_space);
+    free(s->hparams);
+    memset(s, 0, sizeof *s);
+}
+
+static int load_sweep_submission(loader *L, const config_setting_t *g, const char *dir,
+                                 tp_sweep_config *c)
+{
+    tp_sweep_submission sub;
+    memset(&sub, 0, sizeof sub);
+    sub.line = setting_line(g);
+    int rc = TP_OK;
+    if (!config_setting_is_group(g))
+        return fail_value(L, g, "a group { name = ...; optimizer = ...; ... }");
+    for (int i = 0; i < config_setting_length(g) && rc == TP_OK; i++) {
+        const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
+        const char *name = config_setting_name(s);
+        if (strcmp(name, "name") == 0)
+            rc = get_string(L, s, &sub.name, "a non-empty string naming the submission");
+        else if (strcmp(name, "optimizer") == 0)
+            rc = get_string(L, s, &sub.optimizer, "an optimizer plugin id");
+        else if (strcmp(name, "schedule") == 0)
+            rc = get_string(L, s, &sub.schedule, "a schedule plugin id");
+        else if (strcmp(name, "selection") == 0)
+            rc = get_string(L, s, &sub.selection, "a data selection plugin id");
+        else if (strcmp(name, "hparams") == 0) {
+            rc = get_string(L, s, &sub.hparams, "a \"name=value,...\" list");
+            tp_kv_list kv = {0};
+            char why[256];
+            if (rc == TP_OK && tp_kv_parse(sub.hparams, &kv, why, sizeof why) != TP_OK)
+                rc = fail_at(L, s, NULL, "%s", why);
+            tp_kv_free(&kv);
+        } else if (strcmp(name, "search_space") == 0) {
+            char *rel = NULL;
+            rc = get_string(L, s, &rel, "the path of a search space file (.json or .cfg)");
+            if (rc == TP_OK && (sub.search_space = join_path(dir, rel)) == NULL) {
+                tp__errf(L->err, L->errlen, "%s: out of memory", L->file);
+                rc = TP_ENOMEM;
+            }
+            free(rel);
+            if (rc == TP_OK && c->ruleset == TP_RULESET_SELF)
+                rc = fail_at(L, s, NULL,
+                             "self-tuning submissions have no search space (ruleset = \"self\")");
+        } else {
+            rc = fail_unknown(L, s, submission_keys);
+        }
+    }
+    if (rc == TP_OK && sub.name == NULL)
+        rc = fail_at(L, g, "name", "missing; must be a non-empty string naming the submission");
+    if (rc == TP_OK && sub.optimizer == NULL)
+        rc = fail_at(L, g, "optimizer", "missing; must be an optimizer plugin id");
+    if (rc == TP_OK && c->ruleset == TP_RULESET_EXTERNAL && sub.search_space == NULL)
+        rc = fail_at(L, g, "search_space",
+                     "missing; external tuning needs the submission's search space file");
+    for (size_t i = 0; rc == TP_OK && i < c->num_submissions; i++)
+        if (strcmp(c->submissions[i].name, sub.name) == 0)
+            rc = fail_at(L, g, "name", "\"%s\" names another submission too", sub.name);
+    if (rc == TP_OK) {
+        tp_sweep_submission *grown =
+            realloc(c->submissions, (c->num_submissions + 1) * sizeof *grown);
+        if (grown == NULL) {
+            tp__errf(L->err, L->errlen, "%s: out of memory", L->file);
+            rc = TP_ENOMEM;
+        } else {
+            c->submissions = grown;
+            c->submissions[c->num_submissions++] = sub;
+            return TP_OK;
+        }
+    }
+    free_submission(&sub);
+    return rc;
+}
+
+int tp_config_load_sweep(const char *path, tp_sweep_config *out, char *err, size_t errlen)
+{
+    config_t cfg;
+    char *incdir = NULL;
+    loader L = {path, NULL, err, errlen};
+    memset(out, 0, sizeof *out);
+    out->studies = 3;
+    out->trials = 5;
+    out->budget_scale = 1.0;
+    out->jobs = 1;
+    config_init(&cfg);
+    int rc = read_config_file(path, &cfg, &incdir, err, errlen);
+    if (rc != TP_OK)
+        goto error;
+    if ((out->file = dup_str(path)) == NULL) {
+        tp__errf(err, errlen, "%s: out of memory", path);
+        rc = TP_ENOMEM;
+        goto error;
+    }
+    const config_setting_t *root = config_root_setting(&cfg), *w = NULL;
+    static const char *const sweep_root[] = {"sweep", NULL};
+    for (int i = 0; i < config_setting_length(root); i++) {
+        const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
+        if (strcmp(config_setting_name(s), "sweep") != 0 || !config_setting_is_group(s)) {
+            rc = strcmp(config_setting_name(s), "sweep") != 0
+                     ? fail_unknown(&L, s, sweep_root)
+                     : fail_value(&L, s, "a group { ruleset = ...; workloads = [...]; ... }");
+            goto error;
+        }
+        w = s;
+    }
+    if (w == NULL) {
+        tp__errf(err, errlen, "%s:1: sweep: missing; must be a group { ruleset = ...; ... }", path);
+        rc = TP_ECONFIG;
+        goto error;
+    }
+    /* The ruleset first: it decides what the submissions must have. */
+    const config_setting_t *rs = config_setting_get_member(w, "ruleset");
+    if (rs != NULL) {
+        static const char *const rulesets[] = {"external", "self", NULL};
+        int k = 0;
+        if ((rc = get_choice(&L, rs, rulesets, &k, "\"external\" or \"self\"")) != TP_OK)
+            goto error;
+        out->ruleset = (tp_ruleset)k;
+    }
+    const config_setting_t *subs = NULL;
+    int have_trials = 0;
+    for (int i = 0; i < config_setting_length(w) && rc == TP_OK; i++) {
+        const config_setting_t *s = config_setting_get_elem(w, (unsigned)i);
+        const char *name = config_setting_name(s);
+        long long v = 0;
+        int k = 0;
+        if (strcmp(name, "ruleset") == 0) {
+            continue;
+        } else if (strcmp(name, "workloads") == 0) {
+            rc = get_strings(&L, s, &out->workloads, &out->num_workloads,
+                             "a list of workload names [\"fmnist_mlp\", ...]");
+        } else if (strcmp(name, "studies") == 0) {
+            if ((rc = get_int(&L, s, 1, 1000, &v, "an integer from 1 to 1000")) == TP_OK)
+                out->studies = (int)v;
+        } else if (strcmp(name, "trials") == 0) {
+            if ((rc = get_int(&L, s, 1, 10000, &v, "an integer from 1 to 10000")) == TP_OK)
+                out->trials = (int)v;
+            have_trials = 1;
+        } else if (strcmp(name, "study_points") == 0) {
+            static const char *const sp[] = {"shared", "distinct", NULL};
+            if ((rc = get_choice(&L, s, sp, &k, "\"shared\" or \"distinct\"")) == TP_OK)
+                out->study_points = (tp_study_points)k;
+        } else if (strcmp(name, "heldout") == 0) {
+            static const char *const ho[] = {"none", "sampled", "all", NULL};
+            if ((rc = get_choice(&L, s, ho, &k, "\"none\", \"sampled\" or \"all\"")) == TP_OK)
+                out->heldout = (tp_heldout_policy)k;
+        } else if (strcmp(name, "heldout_seed") == 0 || strcmp(name, "seed") == 0) {
+            if ((rc = get_int(&L, s, 0, LLONG_MAX, &v, "an integer >= 0")) == TP_OK)
+                *(name[0] == 'h' ? &out->heldout_seed : &out->seed) = (uint64_t)v;
+        } else if (strcmp(name, "budget_scale") == 0) {
+            value bv = value_of_setting(s);
+            double d = bv.type == VALUE_INT ? (double)bv.i : bv.d;
+            if ((bv.type != VALUE_INT && bv.type != VALUE_FLOAT) || !isfinite(d) || !(d > 0))
+                rc = fail_value(&L, s, "a number > 0 (it multiplies every budget)");
+            else
+                out->budget_scale = d;
+        } else if (strcmp(name, "clock") == 0) {
+            static const char *const clocks[] = {"wall", "cpu", NULL};
+            if ((rc = get_choice(&L, s, clocks, &k, "\"wall\" or \"cpu\"")) == TP_OK)
+                out->clock = k;
+        } else if (strcmp(name, "jobs") == 0) {
+            if ((rc = get_int(&L, s, 1, 256, &v, "an integer from 1 to 256")) == TP_OK)
+                out->jobs = (int)v;
+        } else if (strcmp(name, "results") == 0) {
+            rc = get_string(&L, s, &out->results, "a directory path");
+        } else if (strcmp(name, "set") == 0) {
+            rc = get_strings(&L, s, &out->overrides, &out->num_overrides,
+                             "a list of \"key=value\" workload overrides");
+        } else if (strcmp(name, "submissions") == 0) {
+            if (!config_setting_is_list(s))
+                rc = fail_value(&L, s, "a list ( { name = ...; optimizer = ...; }, ... )");
+            subs = s;
+        } else {
+            rc = fail_unknown(&L, s, sweep_keys);
+        }
+    }
+    if (rc != TP_OK)
+        goto error;
+    if (out->ruleset == TP_RULESET_SELF) {
+        if (have_trials && out->trials != 1) {
+            rc = fail_at(&L, config_setting_get_member(w, "trials"), NULL,
+                         "self-tuning runs one trial per study; remove it or set 1");
+            goto error;
+        }
+        out->trials = 1;
+    }
+    if (out->num_workloads == 0) {
+        rc = fail_at(&L, w, "workloads", "missing or empty; must list workload names");
+        goto error;
+    }
+    if (subs == NULL || config_setting_length(subs) == 0) {
+        rc = fail_at(&L, w, "submissions", "missing or empty; must list the submissions");
+        goto error;
+    }
+    for (int i = 0; i < config_setting_length(subs); i++)
+        if ((rc = load_sweep_submission(&L, config_setting_get_elem(subs, (unsigned)i), incdir,
+                                        out)) != TP_OK)
+            goto error;
+    config_destroy(&cfg);
+    free(incdir);
+    return TP_OK;
+error:
+    config_destroy(&cfg);
+    free(incdir);
+    tp_config_free_sweep(out);
+    return rc;
+}
+
+void tp_config_free_sweep(tp_sweep_config *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->num_workloads; i++)
+        free(c->workloads[i]);
+    free(c->workloads);
+    for (size_t i = 0; i < c->num_overrides; i++)
+        free(c->overrides[i]);
+    free(c->overrides);
+    for (size_t i = 0; i < c->num_submissions; i++)
+        free_submission(&c->submissions[i]);
+    free(c->submissions);
+    free(c->results);
+    free(c->file);
+    memset(c, 0, sizeof *c);
 }

@@ -81,6 +81,81 @@ int tp_config_apply_override(tp_workload_config *c, const char *kv, char *err, s
  * with the list of variants when there is no such variant. */
 int tp_config_select_variant(tp_workload_config *c, const char *variant, char *err, size_t errlen);
 
+/* ---------------------------------------------------------------------------------------- */
+/* Sweeps: a tuning ruleset over workloads for one or more submissions.
+ *
+ *   sweep = {
+ *     ruleset = "external";          # or "self" (no search space, budget x1.5, 1 trial/study)
+ *     workloads = [ "fmnist_mlp" ];
+ *     studies = 3;                   # default 3
+ *     trials = 5;                    # per study, external tuning (default 5)
+ *     study_points = "shared";       # "shared": every study uses points 1..trials (the
+ *                                    # reference code); "distinct": studies x trials draws
+ *                                    # split over the studies (the reference docs)
+ *     heldout = "none";              # "none", "sampled" (one variant per base, seeded) or "all"
+ *     heldout_seed = 0;
+ *     budget_scale = 1.0;            # multiplies every workload's budget
+ *     clock = "wall";                # the timing and scoring clock: "wall" or "cpu"
+ *     jobs = 1;                      # trials in parallel
+ *     results = "results/my_sweep";  # relative to the current directory
+ *     seed = 0;                      # trial seeds derive from it (same for every submission)
+ *     set = [ "data.train_limit=5000" ];   # workload overrides for every trial (optional)
+ *     submissions = (
+ *       { name = "adamw"; optimizer = "adamw"; schedule = "warmup_cosine";
+ *         selection = "next_batch";                      # optional (default next_batch)
+ *         search_space = "adamw_space.json";             # relative to this file
+ *         hparams = "label_smoothing=0.1"; },            # fixed, optional
+ *     );
+ *   };
+ */
+typedef enum tp_ruleset { TP_RULESET_EXTERNAL = 0, TP_RULESET_SELF = 1 } tp_ruleset;
+
+typedef enum tp_heldout_policy {
+    TP_HELDOUT_NONE = 0,
+    TP_HELDOUT_SAMPLED = 1,
+    TP_HELDOUT_ALL = 2
+} tp_heldout_policy;
+
+typedef enum tp_study_points {
+    TP_STUDY_POINTS_SHARED = 0,
+    TP_STUDY_POINTS_DISTINCT = 1
+} tp_study_points;
+
+typedef struct tp_sweep_submission {
+    char *name;
+    char *optimizer;
+    char *schedule;     /* NULL: constant */
+    char *selection;    /* NULL: next_batch */
+    char *search_space; /* resolved path; NULL for self-tuning */
+    char *hparams;      /* fixed "k=v,..." or NULL */
+    int line;
+} tp_sweep_submission;
+
+typedef struct tp_sweep_config {
+    char *file;
+    tp_ruleset ruleset;
+    char **workloads;
+    size_t num_workloads;
+    int studies;
+    int trials; /* per study; 1 for self-tuning */
+    tp_study_points study_points;
+    tp_heldout_policy heldout;
+    uint64_t heldout_seed;
+    double budget_scale;
+    int clock; /* tp_clock_kind */
+    int jobs;
+    char *results;
+    uint64_t seed;
+    char **overrides;
+    size_t num_overrides;
+    tp_sweep_submission *submissions;
+    size_t num_submissions;
+} tp_sweep_config;
+
+int tp_config_load_sweep(const char *path, tp_sweep_config *out, char *err, size_t errlen);
+void tp_config_free_sweep(tp_sweep_config *c); /* free of a zeroed struct is a no-op */
+const char *tp_ruleset_name(tp_ruleset r);     /* "external" / "self" */
+
 /* A parsed "name=value,name=value" list of numeric hyperparameters (--hparams). */
 typedef struct tp_kv {
     char *key;
@@ -98,5 +173,8 @@ int tp_kv_parse(const char *s, tp_kv_list *out, char *err, size_t errlen);
 void tp_kv_free(tp_kv_list *l);
 /* NULL when absent. */
 const tp_kv *tp_kv_find(const tp_kv_list *l, const char *key);
+/* {"name": value, ...} in list order, each value in the shortest form that reads back
+ * exactly (0.1, not 0.10000000000000001); truncated to len. */
+void tp_kv_to_json(const tp_kv_list *l, char *out, size_t len);
 
 #endif /* TP_CORE_CONFIG_H */

@@ -11,3 +11,8 @@ tp_add_test(test_e2e SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_e2e.c
 target_compile_definitions(test_e2e PRIVATE TP_E2E_FIXTURE_DIR="${TP_E2E_FIXTURE_DIR}")
 add_dependencies(test_e2e trainperf trainperf-worker fixture_crash_update fixture_hang_update
   sgd adamw schedules next_batch)
+
+tp_add_test(test_sweep SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_sweep.c
+  LABEL integration TIMEOUT 300)
+target_link_libraries(test_sweep PRIVATE PkgConfig::SQLITE)
+add_dependencies(test_sweep trainperf trainperf-worker sgd adamw schedules next_batch)
