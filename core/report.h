@@ -10,8 +10,12 @@
  * memory, and this module writes the file), never prompts, and never exits the process: a missing
  * driver is reported as TP_ENOTSUP with the package to install.
  *
- * Files are written whole or not at all (a temporary file in the same directory, then rename).
- * Every function returns 0 or a negative TP_E... code with a message in err.
+ * Calls from several threads are safe (plots are drawn one at a time). PLplot itself still
+ * prints a line to stderr when a driver fails to load.
+ *
+ * Files are written whole or not at all (a temporary file in the same directory, then rename);
+ * the directory must exist. Every function returns 0 or a negative TP_E... code with a message
+ * in err.
  *
  * Not here: computing scores (core/score.c), reading AlgoPerf directories (core/algoperf_io.c),
  * command-line parsing (core/cli.c).
@@ -27,8 +31,10 @@
 
 /* The performance profiles of a score table: rho_s(tau) for tau in [1, 4] as one step curve per
  * submission (its own color and line style), a legend with each submission and its score, axis
- * labels and a title. Writes an SVG file to svg_path and a PNG file to png_path; either may be
- * NULL (not both). TP_EINVAL when the table has no submissions or no workloads. */
+ * labels and a title (960 x 640). Writes an SVG file to svg_path and a PNG file to png_path;
+ * either may be NULL (not both); both are drawn before either is written. TP_EINVAL when the
+ * table has no submissions or no workloads, TP_ENOTSUP when a PLplot device is missing, TP_EIO
+ * when a file cannot be written. */
 int tp_report_profile(const tp_score_table *score, const char *svg_path, const char *png_path,
                       char *err, size_t errlen);
 
