@@ -349,6 +349,70 @@ static void test_variants(void **state)
     tp_config_free_workload(&c);
 }
 
+/* Sweep files: every field, defaults, paths relative to the file, and the errors. */
+static void test_sweep_config(void **state)
+{
+    tp_sweep_config c;
+    char path[512];
+    snprintf(path, sizeof path, "%ssweep_good.cfg", FIXTURES);
+    if (tp_config_load_sweep(path, &c, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(c.ruleset, TP_RULESET_EXTERNAL);
+    assert_int_equal(c.num_workloads, 2);
+    assert_string_equal(c.workloads[1], "other");
+    assert_int_equal(c.studies, 2);
+    assert_int_equal(c.trials, 4);
+    assert_int_equal(c.study_points, TP_STUDY_POINTS_DISTINCT);
+    assert_int_equal(c.heldout, TP_HELDOUT_SAMPLED);
+    assert_int_equal(c.heldout_seed, 7);
+    assert_true(c.budget_scale == 0.5);
+    assert_int_equal(c.clock, 1);
+    assert_int_equal(c.jobs, 2);
+    assert_string_equal(c.results, "results/x");
+    assert_int_equal(c.seed, 11);
+    assert_int_equal(c.num_overrides, 1);
+    assert_int_equal(c.num_submissions, 2);
+    assert_string_equal(c.submissions[0].schedule, "warmup_cosine");
+    assert_string_equal(c.submissions[0].hparams, "label_smoothing=0.1");
+    char want[600];
+    snprintf(want, sizeof want, "%sspaces/adamw.json", FIXTURES); /* relative to the file */
+    assert_string_equal(c.submissions[0].search_space, want);
+    assert_string_equal(c.submissions[1].search_space, "/abs/sgd.json");
+    assert_null(c.submissions[1].schedule);
+    tp_config_free_sweep(&c);
+
+    snprintf(path, sizeof path, "%ssweep_self.cfg", FIXTURES);
+    if (tp_config_load_sweep(path, &c, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(c.ruleset, TP_RULESET_SELF);
+    assert_int_equal(c.studies, 3); /* defaults */
+    assert_int_equal(c.trials, 1);
+    assert_true(c.budget_scale == 1.0);
+    assert_null(c.submissions[0].search_space);
+    tp_config_free_sweep(&c);
+
+    static const struct {
+        const char *file, *rest;
+    } cases[] = {
+        {"sweep_self_space.cfg", "6: sweep.submissions[0].search_space: self-tuning "
+                                 "submissions have no search space"},
+        {"sweep_bad_heldout.cfg", "4: sweep.heldout: must be \"none\", \"sampled\" or "
+                                  "\"all\", got \"some\""},
+        {"sweep_dup.cfg", "5: sweep.submissions[1].name: \"a\" names another submission"},
+        {"sweep_typo.cfg", "3: sweep.trails: unknown key (did you mean \"trials\"?)"},
+        {"sweep_bad_hparams.cfg", "4: sweep.submissions[0].hparams: "},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(path, sizeof path, "%s%s", FIXTURES, cases[i].file);
+        memset(err, 0, sizeof err);
+        assert_int_equal(tp_config_load_sweep(path, &c, err, sizeof err), TP_ECONFIG);
+        print_message("%s -> %s\n", cases[i].file, err);
+        assert_prefix("%s:%s", path, cases[i].rest);
+        assert_null(c.submissions);
+        tp_config_free_sweep(&c);
+    }
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* --hparams */
 
@@ -498,11 +562,17 @@ static void test_find_workload(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_load_good),       cmocka_unit_test(test_load_errors),
-        cmocka_unit_test(test_variants),        cmocka_unit_test(test_load_exact_messages),
-        cmocka_unit_test(test_load_unreadable), cmocka_unit_test(test_load_shipped_workload),
-        cmocka_unit_test(test_override_good),   cmocka_unit_test(test_override_bad),
-        cmocka_unit_test(test_kv_good),         cmocka_unit_test(test_kv_bad),
+        cmocka_unit_test(test_load_good),
+        cmocka_unit_test(test_load_errors),
+        cmocka_unit_test(test_variants),
+        cmocka_unit_test(test_sweep_config),
+        cmocka_unit_test(test_load_exact_messages),
+        cmocka_unit_test(test_load_unreadable),
+        cmocka_unit_test(test_load_shipped_workload),
+        cmocka_unit_test(test_override_good),
+        cmocka_unit_test(test_override_bad),
+        cmocka_unit_test(test_kv_good),
+        cmocka_unit_test(test_kv_bad),
         cmocka_unit_test(test_find_workload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
