@@ -123,68 +123,83 @@ static int mkdir_p(const char *path)
 
 /* -- planning ----------------------------------------------------------------------------- */
 
-static int add_column(sweep *S, const tp_workload_config *cfg, const char *path,
-                      const tp_variant_config *v, double budget)
+/* A column as its trials will see it: the file, the variant, then the sweep's overrides; the
+ * targets recorded with every trial (and used by scoring) are those. */
+static int add_column(sweep *S, const char *path, const char *variant, char *err, size_t errlen)
 {
+    const tp_sweep_config *c = S->c;
+    tp_workload_config cfg;
+    int rc = tp_config_load_workload(path, &cfg, err, errlen);
+    if (rc < 0)
+        return rc;
+    if ((rc = tp_config_select_variant(&cfg, variant, err, errlen)) < 0)
+        goto out;
+    for (size_t i = 0; i < c->num_overrides && rc == TP_OK; i++) {
+        char msg[512];
+        if ((rc = tp_config_apply_override(&cfg, c->overrides[i], msg, sizeof msg)) < 0)
+            tp__errf(err, errlen, "%s: set: %s", c->file, msg);
+    }
+    if (rc < 0)
+        goto out;
+    const tp_workload_desc *d = tp_workload_find(cfg.name);
+    if (!d) {
+        tp__errf(err, errlen, "%s: workload.name: no workload family '%s' is compiled in", path,
+                 cfg.name);
+        rc = TP_ECONFIG;
+        goto out;
+    }
     column *grown = realloc(S->cols, (S->num_cols + 1) * sizeof *grown);
-    if (!grown)
-        return TP_ENOMEM;
+    if (!grown) {
+        rc = TP_ENOMEM;
+        goto out;
+    }
     S->cols = grown;
-    const tp_workload_desc *d = tp_workload_find(cfg->name);
-    column *col = &S->cols[S->num_cols];
+    column *col = &S->cols[S->num_cols++];
     memset(col, 0, sizeof *col);
-    col->workload = xstrdup(cfg->name);
-    col->variant = v ? xstrdup(v->name) : NULL;
+    col->workload = xstrdup(cfg.name);
+    col->variant = xstrdup(variant);
     col->config_path = xstrdup(path);
-    col->budget = budget;
-    col->metric = d ? d->metric : "metric";
-    col->maximize = d ? d->maximize : 1;
-    col->validation_target = v ? v->validation_target : cfg->validation_target;
-    col->test_target = v ? v->test_target : cfg->test_target;
-    S->num_cols++;
-    if (!col->workload || !col->config_path || (v && !col->variant))
-        return TP_ENOMEM;
-    return TP_OK;
+    col->budget = cfg.budget * c->budget_scale * (c->ruleset == TP_RULESET_SELF ? 1.5 : 1.0);
+    col->metric = d->metric;
+    col->maximize = d->maximize;
+    col->validation_target = cfg.validation_target;
+    col->test_target = cfg.test_target;
+    if (!col->workload || !col->config_path || (variant && !col->variant))
+        rc = TP_ENOMEM;
+out:
+    if (rc == TP_ENOMEM)
+        tp__errf(err, errlen, "out of memory");
+    tp_config_free_workload(&cfg);
+    return rc;
 }
 
 /* The workloads and the variants the held-out policy picks, each a column. */
 static int plan_columns(sweep *S, char *err, size_t errlen)
 {
     const tp_sweep_config *c = S->c;
-    double scale = c->budget_scale * (c->ruleset == TP_RULESET_SELF ? 1.5 : 1.0);
     for (size_t w = 0; w < c->num_workloads; w++) {
         char path[600];
         int rc = tp_config_find_workload(S->env->workloads_dir, c->workloads[w], path, sizeof path,
                                          err, errlen);
-        if (rc < 0)
+        if (rc < 0 || (rc = add_column(S, path, NULL, err, errlen)) < 0)
             return rc;
         tp_workload_config cfg;
         if ((rc = tp_config_load_workload(path, &cfg, err, errlen)) < 0)
             return rc;
-        if (!tp_workload_find(cfg.name)) {
-            tp__errf(err, errlen, "%s: workload.name: no workload family '%s' is compiled in", path,
-                     cfg.name);
-            tp_config_free_workload(&cfg);
-            return TP_ECONFIG;
-        }
-        double budget = cfg.budget * scale;
-        rc = add_column(S, &cfg, path, NULL, budget);
-        if (rc == TP_OK && cfg.num_variants > 0 && c->heldout == TP_HELDOUT_ALL) {
+        if (cfg.num_variants > 0 && c->heldout == TP_HELDOUT_ALL) {
             for (size_t v = 0; v < cfg.num_variants && rc == TP_OK; v++)
-                rc = add_column(S, &cfg, path, &cfg.variants[v], budget);
-        } else if (rc == TP_OK && cfg.num_variants > 0 && c->heldout == TP_HELDOUT_SAMPLED) {
+                rc = add_column(S, path, cfg.variants[v].name, err, errlen);
+        } else if (cfg.num_variants > 0 && c->heldout == TP_HELDOUT_SAMPLED) {
             /* One variant per base, drawn from the seed and the workload's name, so the draw
              * for one workload does not depend on which others are in the sweep. */
             tp_rng r;
             tp_rng_seed2(&r, c->heldout_seed, fnv1a(cfg.name));
-            rc = add_column(S, &cfg, path, &cfg.variants[tp_rng_below(&r, cfg.num_variants)],
-                            budget);
+            rc = add_column(S, path, cfg.variants[tp_rng_below(&r, cfg.num_variants)].name, err,
+                            errlen);
         }
         tp_config_free_workload(&cfg);
-        if (rc < 0) {
-            tp__errf(err, errlen, "out of memory");
+        if (rc < 0)
             return rc;
-        }
     }
     return TP_OK;
 }

@@ -4,8 +4,9 @@
  * subset plus one held-out variant drawn by seed, two trials at a time. Checked: every
  * planned trial is recorded once with its submission, study, trial index, plan key and evals;
  * studies share their points (the reference code's way); trials with the same study and index
- * share their seed across submissions; running the sweep again runs nothing; a trial whose host
- * died mid-run is re-run from scratch without duplicating a row.
+ * share their seed across submissions; the benchmark score equals a recomputation from the
+ * database's raw rows; running the sweep again runs nothing; a trial whose host died mid-run is
+ * re-run from scratch without duplicating a row.
  */
 #define _GNU_SOURCE
 #include <math.h>
@@ -24,7 +25,9 @@
 
 #include <trainperf/trainperf.h>
 
+#include "core/algoperf_io.h"
 #include "core/results.h"
+#include "core/score.h"
 
 static char tmpdir[256];
 
@@ -73,6 +76,7 @@ static int output_contains(const char *out_name, const char *needle)
 typedef struct row {
     char submission[32], workload[32], variant[32], key[128], hparams[512];
     int study, trial, status;
+    double validation_target;
     uint64_t seed;
     uint32_t evals;
 } row;
@@ -97,6 +101,7 @@ static int collect(const tp_trial_summary *t, void *ud)
     r->trial = t->trial_index;
     r->status = t->status;
     r->seed = t->seed;
+    r->validation_target = t->validation_target;
     r->evals = t->num_evals;
     return 0;
 }
@@ -119,6 +124,113 @@ static const row *find(const rows *rs, const char *sub, const char *variant, int
             rs->r[i].study == study && rs->r[i].trial == trial)
             return &rs->r[i];
     return NULL;
+}
+
+/* -- the score, recomputed from the database's raw rows ------------------------------------ */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Time to target of each trial straight from SQL: the score of its first eval (by index) at or
+ * above the recorded validation target. */
+static double trial_time(sqlite3 *h, const char *sub, const char *variant, int study, int trial)
+{
+    sqlite3_stmt *st;
+    assert_int_equal(sqlite3_prepare_v2(h,
+                                        "SELECT e.score FROM evals e JOIN trials t ON t.id = "
+                                        "e.trial_id WHERE t.submission = ?1 AND t.variant = ?2 "
+                                        "AND t.study = ?3 AND t.trial_index = ?4 AND "
+                                        "e.validation_metric >= t.validation_target "
+                                        "ORDER BY e.eval_index LIMIT 1",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, sub, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, variant, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, study);
+    sqlite3_bind_int(st, 4, trial);
+    double t = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_double(st, 0) : INFINITY;
+    sqlite3_finalize(st);
+    return t;
+}
+
+/* 2 studies x 2 trials: per study the fastest trial, per workload the median (numpy's: the
+ * mean of the two middle values). */
+static double workload_time(sqlite3 *h, const char *sub, const char *variant)
+{
+    double study[2];
+    for (int k = 0; k < 2; k++) {
+        double a = trial_time(h, sub, variant, k, 0), b = trial_time(h, sub, variant, k, 1);
+        study[k] = a < b ? a : b;
+    }
+    qsort(study, 2, sizeof *study, cmp_double);
+    return (study[0] + study[1]) / 2;
+}
+
+static void recompute_scores(const char *variant, double score[2])
+{
+    char db[512];
+    snprintf(db, sizeof db, "%s/results/results.db", tmpdir);
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    const char *subs[2] = {"adamw", "sgd"};
+    double base[2], var[2];
+    for (int s = 0; s < 2; s++) {
+        base[s] = workload_time(h, subs[s], "");
+        var[s] = workload_time(h, subs[s], variant);
+    }
+    sqlite3_close(h);
+    /* (1) variant inf where base inf; (2) the 4x cut per column (the variant's minimum over
+     * submissions that reached the base); (3) base inf where variant inf; ratios; score. */
+    for (int s = 0; s < 2; s++)
+        if (isinf(base[s]))
+            var[s] = INFINITY;
+    double bmin = fmin(base[0], base[1]), vmin = fmin(var[0], var[1]);
+    for (int s = 0; s < 2; s++) {
+        if (base[s] > 4 * bmin)
+            base[s] = INFINITY;
+        if (var[s] > 4 * vmin)
+            var[s] = INFINITY;
+    }
+    for (int s = 0; s < 2; s++)
+        if (isinf(var[s]))
+            base[s] = INFINITY;
+    bmin = fmin(base[0], base[1]);
+    for (int s = 0; s < 2; s++) {
+        double r = base[s] / bmin;
+        score[s] = isfinite(r) && r <= 4 ? (4 - r) / 3 : 0;
+    }
+}
+
+static void check_score(const char *variant)
+{
+    char dir[512], err[512];
+    snprintf(dir, sizeof dir, "%s/results", tmpdir);
+    tp_results *db;
+    assert_int_equal(tp_results_open(dir, &db, err, sizeof err), 0);
+    tp_algoperf_trials *tr;
+    tp_algoperf_options ao = {0};
+    if (tp_algoperf_collect(db, &ao, &tr, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(tr->num_trials, 16);
+    tp_score_options so = {.self_tuning = tr->self_tuning, .heldout = 1, .max_ratio = 4};
+    tp_score_table *t;
+    if (tp_score_compute(tr->trials, tr->num_trials, &so, &t, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    double want[2];
+    recompute_scores(variant, want);
+    assert_int_equal(t->num_submissions, 2);
+    assert_string_equal(t->submissions[0], "adamw");
+    for (int s = 0; s < 2; s++) {
+        print_message("%s: score %.6f, recomputed %.6f\n", t->submissions[s], t->score[s], want[s]);
+        assert_true(fabs(t->score[s] - want[s]) < 1e-12);
+    }
+    assert_true(t->score[0] > 0 || t->score[1] > 0); /* the tiny targets are reachable */
+    tp_score_free(t);
+    tp_algoperf_trials_free(tr);
+    tp_results_close(db);
 }
 
 static void test_sweep_plan_run_resume(void **state)
@@ -169,7 +281,9 @@ static void test_sweep_plan_run_resume(void **state)
             snprintf(variant, sizeof variant, "%s", r->variant);
     }
     assert_true(variant[0] != '\0'); /* one variant drawn */
-    for (int i = 0; i < rs.n; i++)   /* and only that one */
+    for (int i = 0; i < rs.n; i++)   /* the targets the trials ran with: the sweep's */
+        assert_true(rs.r[i].validation_target == 0.6);
+    for (int i = 0; i < rs.n; i++) /* and only that one */
         assert_true(rs.r[i].variant[0] == '\0' || !strcmp(rs.r[i].variant, variant));
 
     /* Studies share their points; the submission's fixed hparams ride along; the same study
@@ -189,6 +303,9 @@ static void test_sweep_plan_run_resume(void **state)
     assert_string_equal(s00->hparams, s00v->hparams);
     assert_true(a00->seed == s00->seed);
     assert_true(a00->seed != a10->seed && a00->seed != a01->seed);
+
+    /* The score from the library equals a recomputation from the raw rows. */
+    check_score(variant);
 
     /* Again: everything is done, nothing runs. */
     assert_int_equal(run_sweep(cfg, "run2.txt"), 0);
