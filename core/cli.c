@@ -23,9 +23,12 @@
 
 #include <trainperf/trainperf.h>
 
+#include "core/algoperf_io.h"
 #include "core/config.h"
 #include "core/results.h"
+#include "core/report.h"
 #include "core/runner.h"
+#include "core/score.h"
 #include "core/spec.h"
 #include "core/sweep.h"
 
@@ -37,6 +40,9 @@ static const char *usage_text =
     "usage:\n"
     "  trainperf run --workload W --optimizer ID [options]   run one trial\n"
     "  trainperf sweep SWEEP.cfg [--jobs N] [--results DIR]   a tuning-ruleset sweep\n"
+    "  trainperf score PATH [--targets F] [--plot PREFIX]     benchmark scores, profile plot\n"
+    "  trainperf report RESULTS [-o report.html]              one self-contained HTML report\n"
+    "  trainperf export RESULTS DIR [--targets F.json]        AlgoPerf's trial layout\n"
     "  trainperf check PLUGIN.so                              check a plugin, list its "
     "hyperparameters\n"
     "  trainperf list                                         workloads and plugins found\n"
@@ -404,6 +410,218 @@ static int cmd_sweep(int argc, char **argv)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* score, report, export */
+
+static int has_db(const char *dir)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/results.db", dir);
+    return access(path, R_OK) == 0;
+}
+
+typedef struct scoring {
+    tp_results *db; /* when scoring a results directory */
+    tp_algoperf_trials *trials;
+    tp_score_options opts;
+    tp_score_table *table;
+} scoring;
+
+static void scoring_free(scoring *sc)
+{
+    tp_score_free(sc->table);
+    tp_algoperf_trials_free(sc->trials);
+    tp_results_close(sc->db);
+    memset(sc, 0, sizeof *sc);
+}
+
+/* Score a trainperf results directory (with results.db) or an AlgoPerf log tree. */
+static int score_path(const char *path, const tp_algoperf_options *ao, int no_heldout, scoring *sc,
+                      char *err, size_t errlen)
+{
+    memset(sc, 0, sizeof *sc);
+    int rc;
+    if (has_db(path)) {
+        if ((rc = tp_results_open(path, &sc->db, err, errlen)) < 0)
+            return rc;
+        rc = tp_algoperf_collect(sc->db, ao, &sc->trials, err, errlen);
+    } else {
+        struct stat st;
+        if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) {
+            snprintf(err, errlen,
+                     "%s: not a directory (expected a results directory or an "
+                     "AlgoPerf log tree)",
+                     path);
+            return TP_ENOENT;
+        }
+        rc = tp_algoperf_import(path, ao, &sc->trials, err, errlen);
+    }
+    if (rc < 0)
+        return rc;
+    sc->opts = (tp_score_options){
+        .self_tuning = sc->trials->self_tuning, .heldout = !no_heldout, .max_ratio = 4.0};
+    if (sc->trials->num_trials == 0) {
+        snprintf(err, errlen,
+                 "%s: no sweep trials to score (one-off `trainperf run` trials are "
+                 "not scored; run `trainperf sweep`)",
+                 path);
+        return TP_ENOENT;
+    }
+    return tp_score_compute(sc->trials->trials, sc->trials->num_trials, &sc->opts, &sc->table, err,
+                            errlen);
+}
+
+static const char *score_usage =
+    "usage: trainperf score PATH [--targets FILE] [--ruleset external|self] [--heldout LIST]\n"
+    "                      [--no-heldout] [--plot PREFIX]\n"
+    "  PATH is a trainperf results directory or an AlgoPerf log tree\n"
+    "  (<submission>/study_k/<workload>/trial_i/eval_measurements.csv); --targets names a\n"
+    "  workload_targets JSON (default: AlgoPerf's eight workloads and their variants).\n"
+    "  The profile plot goes to PREFIX.svg and PREFIX.png (default: PATH/profile for a\n"
+    "  results directory).\n";
+
+static int cmd_score(int argc, char **argv)
+{
+    tp_algoperf_options ao = {0};
+    const char *path = NULL, *plot = NULL;
+    int no_heldout = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--targets") && i + 1 < argc)
+            ao.targets_path = argv[++i];
+        else if (!strcmp(argv[i], "--ruleset") && i + 1 < argc)
+            ao.ruleset = argv[++i];
+        else if (!strcmp(argv[i], "--heldout") && i + 1 < argc)
+            ao.heldout = argv[++i];
+        else if (!strcmp(argv[i], "--no-heldout"))
+            no_heldout = 1;
+        else if (!strcmp(argv[i], "--plot") && i + 1 < argc)
+            plot = argv[++i];
+        else if (argv[i][0] != '-' && !path)
+            path = argv[i];
+        else {
+            fputs(score_usage, stderr);
+            return 2;
+        }
+    }
+    if (!path) {
+        fputs(score_usage, stderr);
+        return 2;
+    }
+    char err[ERRLEN];
+    scoring sc;
+    int rc = score_path(path, &ao, no_heldout, &sc, err, sizeof err);
+    if (rc < 0) {
+        fprintf(stderr, "trainperf score: %s\n", err);
+        scoring_free(&sc);
+        return 1;
+    }
+    tp_algoperf_print_scores(stdout, sc.table, &sc.opts);
+    char prefix[PATH_MAX], svg[PATH_MAX + 8], png[PATH_MAX + 8];
+    if (plot)
+        snprintf(prefix, sizeof prefix, "%s", plot);
+    else if (sc.db)
+        snprintf(prefix, sizeof prefix, "%s/profile", path);
+    else
+        prefix[0] = '\0';
+    if (prefix[0]) {
+        snprintf(svg, sizeof svg, "%s.svg", prefix);
+        snprintf(png, sizeof png, "%s.png", prefix);
+        if (tp_report_profile(sc.table, svg, png, err, sizeof err) < 0) {
+            fprintf(stderr, "trainperf score: %s\n", err);
+            rc = TP_EIO;
+        } else {
+            printf("performance profile: %s, %s\n", svg, png);
+        }
+    }
+    scoring_free(&sc);
+    return rc < 0 ? 1 : 0;
+}
+
+static int cmd_report(int argc, char **argv)
+{
+    const char *path = NULL, *out = NULL;
+    tp_algoperf_options ao = {0};
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-o") && i + 1 < argc)
+            out = argv[++i];
+        else if (!strcmp(argv[i], "--ruleset") && i + 1 < argc)
+            ao.ruleset = argv[++i];
+        else if (argv[i][0] != '-' && !path)
+            path = argv[i];
+        else
+            path = NULL, i = argc;
+    }
+    if (!path) {
+        fprintf(stderr, "usage: trainperf report RESULTS [-o report.html] [--ruleset R]\n");
+        return 2;
+    }
+    if (!has_db(path)) {
+        fprintf(stderr, "trainperf report: %s/results.db: no results database\n", path);
+        return 1;
+    }
+    char err[ERRLEN], def[PATH_MAX];
+    if (!out) {
+        snprintf(def, sizeof def, "%s/report.html", path);
+        out = def;
+    }
+    scoring sc;
+    /* Nothing to score (one-off trials only) still makes a report of the trials. */
+    int scored = score_path(path, &ao, 0, &sc, err, sizeof err) == TP_OK;
+    if (!sc.db && tp_results_open(path, &sc.db, err, sizeof err) < 0) {
+        fprintf(stderr, "trainperf report: %s\n", err);
+        scoring_free(&sc);
+        return 1;
+    }
+    int rc = tp_report_html(sc.db, scored ? sc.table : NULL, out, err, sizeof err);
+    if (rc < 0)
+        fprintf(stderr, "trainperf report: %s\n", err);
+    else
+        printf("report: %s%s\n", out, scored ? "" : " (no sweep trials: not scored)");
+    scoring_free(&sc);
+    return rc < 0 ? 1 : 0;
+}
+
+static int cmd_export(int argc, char **argv)
+{
+    const char *targets = NULL, *args[2] = {NULL, NULL};
+    int n = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--targets") && i + 1 < argc)
+            targets = argv[++i];
+        else if (argv[i][0] != '-' && n < 2)
+            args[n++] = argv[i];
+        else
+            n = 3, i = argc;
+    }
+    if (n != 2) {
+        fprintf(stderr, "usage: trainperf export RESULTS DIR [--targets FILE.json]\n"
+                        "  writes AlgoPerf's <submission>/study_k/<workload>/trial_i/"
+                        "eval_measurements.csv\n  under DIR, and with --targets the "
+                        "workload_targets JSON that scores it (keep it outside DIR)\n");
+        return 2;
+    }
+    if (!has_db(args[0])) {
+        fprintf(stderr, "trainperf export: %s/results.db: no results database\n", args[0]);
+        return 1;
+    }
+    char err[ERRLEN];
+    tp_results *db;
+    if (tp_results_open(args[0], &db, err, sizeof err) < 0) {
+        fprintf(stderr, "trainperf export: %s\n", err);
+        return 1;
+    }
+    size_t trials = 0;
+    int rc = tp_algoperf_export(db, args[1], targets, &trials, err, sizeof err);
+    tp_results_close(db);
+    if (rc < 0) {
+        fprintf(stderr, "trainperf export: %s\n", err);
+        return 1;
+    }
+    printf("exported %zu trials to %s%s%s\n", trials, args[1], targets ? ", targets: " : "",
+           targets ? targets : "");
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* check, list: the loader runs in a worker */
 
 static int exec_worker(char **args)
@@ -551,6 +769,12 @@ int tp_cli_main(int argc, char **argv)
         return cmd_check(argc - 1, argv + 1);
     if (strcmp(cmd, "sweep") == 0)
         return cmd_sweep(argc - 1, argv + 1);
+    if (strcmp(cmd, "score") == 0)
+        return cmd_score(argc - 1, argv + 1);
+    if (strcmp(cmd, "report") == 0)
+        return cmd_report(argc - 1, argv + 1);
+    if (strcmp(cmd, "export") == 0)
+        return cmd_export(argc - 1, argv + 1);
     if (strcmp(cmd, "list") == 0)
         return cmd_list(argc - 1, argv + 1);
     if (strcmp(cmd, "results") == 0)
