@@ -1,6 +1,6 @@
 /*
- * report.c - the reports of report.h: the score table as text, the performance-profile plot
- * (SVG and PNG) and the self-contained HTML report with validation curves per workload.
+ * report.c - the reports of report.h: the performance-profile plot (SVG and PNG) and the
+ * self-contained HTML report with validation curves per workload.
  *
  * Plotting is PLplot's (axes, ticks, labels, legends, line styles); this file only decides
  * what to draw. How PLplot is kept safe inside a library:
@@ -1492,77 +1492,4 @@ error:
     rdata_free(&d);
     free(b.p);
     return rc;
-}
-
-/* ---------------------------------------------------------------------------------------- */
-/* The score table as text */
-
-/* One cell of the time table: "123.4 s (1.25x)", "cut (5000.0 s)" or "-". */
-static void fmt_cell(char *out, size_t n, const tp_score_table *t, size_t s, size_t w)
-{
-    size_t W = t->num_workloads;
-    double time = t->time[s * W + w], ratio = t->ratio[s * W + w];
-    double raw = t->raw_time != NULL ? t->raw_time[s * W + w] : NAN;
-    char secs[32];
-    if (isfinite(time) && isfinite(ratio)) {
-        fmt_seconds(secs, sizeof secs, time);
-        snprintf(out, n, "%s (%.2fx)", secs, ratio);
-    } else if (isfinite(raw)) {
-        fmt_seconds(secs, sizeof secs, raw);
-        snprintf(out, n, "cut (%s)", secs);
-    } else {
-        snprintf(out, n, "-");
-    }
-}
-
-int tp_report_print_score(FILE *out, const tp_score_table *t, char *err, size_t errlen)
-{
-    if (out == NULL || t == NULL) {
-        tp__errf(err, errlen, "tp_report_print_score: a stream and a score table are required");
-        return TP_EINVAL;
-    }
-    size_t S = t->num_submissions, W = t->num_workloads;
-    char cell[64];
-    int name_w = (int)strlen("submission");
-    int *col_w = calloc(W + 1, sizeof *col_w);
-    if (col_w == NULL) {
-        tp__errf(err, errlen, "cannot print the score table: out of memory");
-        return TP_ENOMEM;
-    }
-    for (size_t s = 0; s < S; s++)
-        if ((int)strlen(t->submissions[s]) > name_w)
-            name_w = (int)strlen(t->submissions[s]);
-    /* Columns as wide as their widest entry; the last one unpadded. */
-    for (size_t w = 0; w + 1 < W; w++) {
-        col_w[w] = (int)strlen(t->workloads[w]);
-        for (size_t s = 0; s < S; s++) {
-            fmt_cell(cell, sizeof cell, t, s, w);
-            if ((int)strlen(cell) > col_w[w])
-                col_w[w] = (int)strlen(cell);
-        }
-    }
-
-    fprintf(out, "%-*s  %6s", name_w, "submission", "score");
-    for (size_t w = 0; w < W; w++)
-        fprintf(out, "  %-*s", col_w[w], t->workloads[w]);
-    fputc('\n', out);
-    for (size_t s = 0; s < S; s++) {
-        double sc = t->score != NULL ? t->score[s] : NAN;
-        fprintf(out, "%-*s  ", name_w, t->submissions[s]);
-        if (isfinite(sc))
-            fprintf(out, "%6.4f", sc);
-        else
-            fprintf(out, "%6s", "-");
-        for (size_t w = 0; w < W; w++) {
-            fmt_cell(cell, sizeof cell, t, s, w);
-            fprintf(out, "  %-*s", col_w[w], cell);
-        }
-        fputc('\n', out);
-    }
-    free(col_w);
-    if (fflush(out) != 0 || ferror(out)) {
-        tp__errf(err, errlen, "cannot print the score table: %s", strerror(errno));
-        return TP_EIO;
-    }
-    return TP_OK;
 }

@@ -1,5 +1,5 @@
 /*
- * report.h - what a person reads after a study: the score table on a terminal, the
+ * report.h - what a person reads after a study (the terminal table is algoperf_io.c's): the
  * performance-profile plot (BENCHMARK.md §6) as SVG and PNG, and one self-contained HTML report
  * (scores, times to target, the profile, validation curves per workload, every trial with its
  * status and failure message).
@@ -47,10 +47,5 @@ int tp_report_profile(const tp_score_table *score, const char *svg_path, const c
  * the database is HTML-escaped. */
 int tp_report_html(tp_results *db, const tp_score_table *score, const char *out_path, char *err,
                    size_t errlen);
-
-/* The score table as plain text for a terminal: one row per submission with its score, then one
- * column per workload with the time to target and the ratio to the fastest ("-" when not
- * reached, "cut" when the held-out rule or the 4x cut removed a time). TP_EIO when out fails. */
-int tp_report_print_score(FILE *out, const tp_score_table *score, char *err, size_t errlen);
 
 #endif /* TP_CORE_REPORT_H */

@@ -471,30 +471,6 @@ static void test_html_errors(void **state)
 }
 
 /* ---------------------------------------------------------------------------------------- */
-/* The terminal table */
-
-static void test_print_score(void **state)
-{
-    (void)state;
-    tp_score_table t = score_table();
-    char *text = NULL;
-    size_t len = 0;
-    FILE *out = open_memstream(&text, &len);
-    assert_non_null(out);
-    assert_int_equal(tp_report_print_score(out, &t, err, sizeof err), 0);
-    fclose(out);
-    assert_non_null(strstr(text, "submission"));
-    assert_non_null(strstr(text, "fmnist_mlp"));
-    assert_non_null(strstr(text, UGLY));
-    assert_non_null(strstr(text, "0.9583"));
-    assert_non_null(strstr(text, "100.0 s (1.25x)"));
-    assert_non_null(strstr(text, "cut (1200.0 s)"));
-    assert_int_equal(count(text, "\n"), 3);
-    free(text);
-    assert_int_equal(tp_report_print_score(NULL, &t, err, sizeof err), TP_EINVAL);
-}
-
-/* ---------------------------------------------------------------------------------------- */
 /* Missing or broken PLplot drivers, each in a fresh process (PLplot reads its driver directory
  * once per process). The child's stdin is /dev/null and its stdout must stay empty: PLplot
  * prompts there when it does not know a device. */
@@ -599,7 +575,6 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_html_no_score, setup, teardown),
         cmocka_unit_test_setup_teardown(test_html_empty_db, setup, teardown),
         cmocka_unit_test_setup_teardown(test_html_errors, setup, teardown),
-        cmocka_unit_test(test_print_score),
         cmocka_unit_test_setup_teardown(test_missing_drivers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
