@@ -336,6 +336,77 @@ static void test_sweep_plan_run_resume(void **state)
     assert_int_not_equal(again->status, TP_TRIAL_RUNNING);
 }
 
+static void test_self_tuning(void **state)
+{
+    (void)state;
+    char cfg[512], results[512];
+    snprintf(cfg, sizeof cfg, "%s/self.cfg", tmpdir);
+    FILE *f = fopen(cfg, "w");
+    assert_non_null(f);
+    fputs("sweep = {\n"
+          "  ruleset = \"self\";\n"
+          "  workloads = [\"fmnist_mlp\"];\n"
+          "  budget_scale = 0.04;\n"
+          "  jobs = 2;\n"
+          "  set = [\"data.train_limit=3000\", \"data.validation_limit=500\",\n"
+          "         \"data.test_limit=500\", \"eval_period=0.2\",\n"
+          "         \"targets.validation=0.6\", \"targets.test=0.55\"];\n"
+          "  submissions = ( { name = \"adamw_self\"; optimizer = \"adamw\";\n"
+          "                    hparams = \"learning_rate=0.002\"; } );\n"
+          "};\n",
+          f);
+    fclose(f);
+    snprintf(results, sizeof results, "%s/self_results", tmpdir);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        char out[600];
+        snprintf(out, sizeof out, "%s/self.txt", tmpdir);
+        if (!freopen(out, "w", stdout) || dup2(fileno(stdout), 2) < 0)
+            _exit(99);
+        execl(TP_TEST_BINARY_DIR "/trainperf", "trainperf", "sweep", cfg, "--results", results,
+              "--plugins", TP_TEST_PLUGIN_DIR, (char *)NULL);
+        _exit(98);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+    tp_results *db;
+    char err[512];
+    assert_int_equal(tp_results_open(results, &db, err, sizeof err), 0);
+    rows rs;
+    memset(&rs, 0, sizeof rs);
+    assert_int_equal(tp_results_foreach_trial(db, NULL, 0, collect, &rs, err, sizeof err), 0);
+    assert_int_equal(rs.n, 3); /* 3 studies of one trial */
+    for (int i = 0; i < rs.n; i++) {
+        assert_int_equal(rs.r[i].study, i);
+        assert_int_equal(rs.r[i].trial, 0);
+        assert_string_equal(rs.r[i].hparams, "{\"learning_rate\": 0.002}");
+    }
+    tp_algoperf_trials *tr;
+    tp_algoperf_options ao = {0};
+    assert_int_equal(tp_algoperf_collect(db, &ao, &tr, err, sizeof err), 0);
+    assert_int_equal(tr->self_tuning, 1);
+    tp_algoperf_trials_free(tr);
+    tp_results_close(db);
+    /* The self-tuning budget is x1.5: 30 s x 0.04 x 1.5. */
+    char dbpath[600];
+    snprintf(dbpath, sizeof dbpath, "%s/results.db", results);
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(dbpath, &h), SQLITE_OK);
+    sqlite3_stmt *q;
+    assert_int_equal(
+        sqlite3_prepare_v2(h, "SELECT DISTINCT budget, ruleset FROM trials", -1, &q, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_true(fabs(sqlite3_column_double(q, 0) - 30.0 * 0.04 * 1.5) < 1e-9);
+    assert_string_equal((const char *)sqlite3_column_text(q, 1), "self");
+    assert_int_equal(sqlite3_step(q), SQLITE_DONE);
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+}
+
 static void test_sweep_config_errors(void **state)
 {
     (void)state;
@@ -383,6 +454,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sweep_config_errors),
         cmocka_unit_test(test_sweep_plan_run_resume),
+        cmocka_unit_test(test_self_tuning),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
