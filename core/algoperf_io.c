@@ -34,6 +34,7 @@
 #include <jansson.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/trial.h" /* tp_trial_reached */
 #include <trainperf/trainperf.h>
 
@@ -174,32 +175,15 @@ nomem:
     return rc;
 }
 
-/* mkdir -p. */
+/* mkdir -p, then make sure it is a directory. */
 static int make_dirs(const char *path, char *err, size_t errlen)
 {
-    char p[PATH_MAX];
-    if ((size_t)snprintf(p, sizeof p, "%s", path) >= sizeof p) {
-        tp__errf(err, errlen, "%s: path too long", path);
-        return TP_EINVAL;
+    int rc = tp__fs_mkdir_p(path, err, errlen);
+    if (rc == TP_OK && !is_dir(path)) {
+        tp__errf(err, errlen, "cannot create directory %s: a file is in the way", path);
+        rc = TP_EIO;
     }
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s != '\0')
-            continue;
-        char c = *s;
-        *s = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            tp__errf(err, errlen, "cannot create directory %s: %s", p, strerror(errno));
-            return TP_EIO;
-        }
-        if (!is_dir(p)) {
-            tp__errf(err, errlen, "cannot create directory %s: a file is in the way", p);
-            return TP_EIO;
-        }
-        *s = c;
-        if (c == '\0')
-            break;
-    }
-    return TP_OK;
+    return rc;
 }
 
 /* Parse a comma-separated list ("a,b,c"; "" gives none). */

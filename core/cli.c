@@ -25,6 +25,7 @@
 
 #include "core/algoperf_io.h"
 #include "core/config.h"
+#include "core/fs.h"
 #include "core/results.h"
 #include "core/report.h"
 #include "core/runner.h"
@@ -98,21 +99,6 @@ static int worker_path(char *out, size_t len)
     self[n] = '\0';
     snprintf(out, len, "%s/trainperf-worker", dirname(self));
     return access(out, X_OK) == 0 ? 0 : -1;
-}
-
-static int mkdir_p(const char *path)
-{
-    char tmp[PATH_MAX];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
 static void fmt_time(double t, char *out, size_t len)
@@ -261,10 +247,8 @@ static int cmd_run(int argc, char **argv)
     char logdir[PATH_MAX], logpath[PATH_MAX], label[256];
     snprintf(logdir, sizeof logdir, "%s/logs", results_dir);
     snprintf(logpath, sizeof logpath, "%s/trial_%lld.log", logdir, (long long)id);
-    if (mkdir_p(logdir) < 0) {
-        snprintf(err, sizeof err, "%s: cannot create: %s", logdir, strerror(errno));
+    if (tp__fs_mkdir_p(logdir, err, sizeof err) < 0)
         goto fail;
-    }
     snprintf(label, sizeof label, "%s%s%s/%s", cfg.name, spec->variant ? ":" : "",
              spec->variant ? spec->variant : "", spec->optimizer);
     q.worker_path = wpath;

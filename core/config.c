@@ -38,15 +38,6 @@
 /* ---------------------------------------------------------------------------------------- */
 /* Small helpers */
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p != NULL)
-        memcpy(p, s, n);
-    return p;
-}
-
 static char *dup_range(const char *s, size_t n)
 {
     char *p = malloc(n + 1);
@@ -233,7 +224,7 @@ static int field_set(tp_workload_config *c, int f, const value *v)
     case FIELD_NAME: {
         if (v->type != VALUE_STRING || v->s[0] == '\0')
             return -1;
-        char *s = dup_str(v->s);
+        char *s = strdup(v->s);
         if (s == NULL)
             return -1;
         free(c->name);
@@ -438,7 +429,7 @@ static int flatten(loader *L, const config_setting_t *g, const char *prefix)
                            "lists and arrays are not supported in workload options yet; "
                            "expected a number, a string or a boolean");
         case VALUE_STRING: {
-            char *str = dup_str(v.s);
+            char *str = strdup(v.s);
             if (str == NULL) {
                 free(key);
                 goto nomem;
@@ -599,9 +590,9 @@ static char *dir_of(const char *path)
 {
     const char *slash = strrchr(path, '/');
     if (slash == NULL)
-        return dup_str(".");
+        return strdup(".");
     if (slash == path)
-        return dup_str("/");
+        return strdup("/");
     return dup_range(path, (size_t)(slash - path));
 }
 
@@ -650,7 +641,7 @@ int tp_config_load_workload(const char *path, tp_workload_config *out, char *err
     config_init(&cfg);
     if ((rc = read_config_file(path, &cfg, &incdir, err, errlen)) != TP_OK)
         goto error;
-    out->file = dup_str(path);
+    out->file = strdup(path);
     if (out->file == NULL) {
         tp__errf(err, errlen, "%s: out of memory", path);
         rc = TP_ENOMEM;
@@ -776,7 +767,7 @@ int tp_config_find_workload(const char *dir, const char *name, char *path, size_
         if (grown == NULL)
             goto nomem;
         found = grown;
-        if ((found[nfound] = dup_str(e->d_name)) == NULL)
+        if ((found[nfound] = strdup(e->d_name)) == NULL)
             goto nomem;
         nfound++;
     }
@@ -1125,7 +1116,7 @@ int tp_config_select_variant(tp_workload_config *c, const char *variant, char *e
         for (size_t k = 0; k < c->num_options; k++)
             if (strcmp(c->options[k].key, o->key) == 0)
                 slot = &c->options[k];
-        char *key = dup_str(o->key), *str = o->str ? dup_str(o->str) : NULL;
+        char *key = strdup(o->key), *str = o->str ? strdup(o->str) : NULL;
         if (key == NULL || (o->str && str == NULL)) {
             free(key);
             free(str);
@@ -1142,7 +1133,7 @@ int tp_config_select_variant(tp_workload_config *c, const char *variant, char *e
     }
     c->validation_target = v->validation_target;
     c->test_target = v->test_target;
-    c->variant = dup_str(v->name);
+    c->variant = strdup(v->name);
     if (c->variant == NULL) {
         tp__errf(err, errlen, "%s: out of memory", c->file);
         return TP_ENOMEM;
@@ -1171,7 +1162,7 @@ static int get_string(loader *L, const config_setting_t *s, char **out, const ch
     value v = value_of_setting(s);
     if (v.type != VALUE_STRING || v.s[0] == '\0')
         return fail_value(L, s, expect);
-    char *d = dup_str(v.s);
+    char *d = strdup(v.s);
     if (d == NULL) {
         tp__errf(L->err, L->errlen, "%s: out of memory", L->file);
         return TP_ENOMEM;
@@ -1223,7 +1214,7 @@ static int get_strings(loader *L, const config_setting_t *s, char ***out, size_t
             free(list);
             return fail_value(L, e, expect);
         }
-        if ((list[i] = dup_str(config_setting_get_string(e))) == NULL) {
+        if ((list[i] = strdup(config_setting_get_string(e))) == NULL) {
             for (int k = 0; k < i; k++)
                 free(list[k]);
             free(list);
@@ -1242,7 +1233,7 @@ nomem:
 static char *join_path(const char *dir, const char *rel)
 {
     if (rel[0] == '/')
-        return dup_str(rel);
+        return strdup(rel);
     size_t n = strlen(dir) + 1 + strlen(rel) + 1;
     char *p = malloc(n);
     if (p != NULL)
@@ -1343,7 +1334,7 @@ int tp_config_load_sweep(const char *path, tp_sweep_config *out, char *err, size
     int rc = read_config_file(path, &cfg, &incdir, err, errlen);
     if (rc != TP_OK)
         goto error;
-    if ((out->file = dup_str(path)) == NULL) {
+    if ((out->file = strdup(path)) == NULL) {
         tp__errf(err, errlen, "%s: out of memory", path);
         rc = TP_ENOMEM;
         goto error;

@@ -39,6 +39,7 @@
 
 #include "core/results.h"
 #include "core/error.h"
+#include "core/fs.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -287,29 +288,12 @@ static int pragma_text(tp_results *r, const char *sql, char *out, size_t outlen,
     return TP_OK;
 }
 
-/* mkdir -p: create dir and its missing parents. */
+/* mkdir -p, then make sure it is a directory. */
 static int make_dirs(const char *dir, char *err, size_t errlen)
 {
-    size_t n = strlen(dir);
-    char *p = malloc(n + 1);
-    if (p == NULL) {
-        tp__errf(err, errlen, "%s: out of memory", dir);
-        return TP_ENOMEM;
-    }
-    memcpy(p, dir, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (p[i] != '/' && p[i] != '\0')
-            continue;
-        char c = p[i];
-        p[i] = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            tp__errf(err, errlen, "cannot create results directory %s: %s", p, strerror(errno));
-            free(p);
-            return TP_EIO;
-        }
-        p[i] = c;
-    }
-    free(p);
+    int rc = tp__fs_mkdir_p(dir, err, errlen);
+    if (rc != TP_OK)
+        return rc;
     struct stat st;
     if (stat(dir, &st) != 0) {
         tp__errf(err, errlen, "cannot use results directory %s: %s", dir, strerror(errno));

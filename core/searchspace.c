@@ -83,15 +83,6 @@
 /* ---------------------------------------------------------------------------------------- */
 /* Small helpers */
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = malloc(n);
-    if (p != NULL)
-        memcpy(p, s, n);
-    return p;
-}
-
 void tp__ss_format(double v, char *buf, size_t n)
 {
     for (int prec = 1; prec <= 17; prec++) {
@@ -753,7 +744,7 @@ static int load_dim(const loader *L, const node *d, tp_ss_dim *dim)
         keys[k] = &children[k];
     }
 
-    dim->name = dup_str(d->name);
+    dim->name = strdup(d->name);
     if (dim->name == NULL)
         return fail_nomem(L);
     dim->line = node_line(L, d);
@@ -826,7 +817,7 @@ static int load_list(const loader *L, const node *root)
             if ((rc = check_name(L, &v)) != TP_OK ||
                 (rc = get_number(L, &v, &ss->fixed_values[i][k])) != TP_OK)
                 return rc;
-            ss->fixed_names[i][k] = dup_str(v.name);
+            ss->fixed_names[i][k] = strdup(v.name);
             if (ss->fixed_names[i][k] == NULL)
                 return fail_nomem(L);
         }
@@ -988,7 +979,7 @@ int tp_search_space_load(const char *path, tp_search_space *out, char *err, size
     }
     if ((rc = read_file(path, &text, &len, err, errlen)) != TP_OK)
         return rc;
-    out->file = dup_str(path);
+    out->file = strdup(path);
     if (out->file == NULL) {
         tp__errf(err, errlen, "%s: out of memory", path);
         rc = TP_ENOMEM;

@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/nn/rng.h"
 #include "core/nn/workload.h"
 #include "core/results.h"
@@ -85,6 +86,7 @@ static uint64_t fnv1a(const char *s)
     return h;
 }
 
+/* strdup that passes NULL through. */
 static char *xstrdup(const char *s)
 {
     return s ? strdup(s) : NULL;
@@ -104,21 +106,6 @@ static char *xprintf(const char *fmt, ...)
         va_end(ap);
     }
     return p;
-}
-
-static int mkdir_p(const char *path)
-{
-    char tmp[600];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-                return -1;
-            *p = '/';
-        }
-    }
-    return mkdir(tmp, 0755) < 0 && errno != EEXIST ? -1 : 0;
 }
 
 /* -- planning ----------------------------------------------------------------------------- */
@@ -590,10 +577,8 @@ int tp_sweep_run(const tp_sweep_config *c, const tp_sweep_env *env, tp_sweep_sta
         rc = plan_points(&S, err, errlen);
     if (rc == TP_OK && (rc = plan_trials(&S)) == TP_ENOMEM)
         tp__errf(err, errlen, "out of memory");
-    if (rc == TP_OK && mkdir_p(S.logdir) < 0) {
-        tp__errf(err, errlen, "%s: cannot create: %s", S.logdir, strerror(errno));
-        rc = TP_EIO;
-    }
+    if (rc == TP_OK)
+        rc = tp__fs_mkdir_p(S.logdir, err, errlen);
     if (rc == TP_OK)
         rc = tp_results_open(S.results, &S.db, err, errlen);
     if (rc == TP_OK)
