@@ -25,6 +25,7 @@
 
 #include "core/algoperf_io.h"
 #include "core/config.h"
+#include "core/error.h"
 #include "core/fs.h"
 #include "core/results.h"
 #include "core/report.h"
@@ -287,7 +288,7 @@ static int cmd_run(int argc, char **argv)
                isinf(res.time_to_target) ? "not reached" : "reached");
         break;
     default:
-        printf("  FAILED (%s): %s\n", tp_err_name(res.reason), res.message);
+        printf("  FAILED (%s): %s\n", tp__reason_name(res.reason), res.message);
         break;
     }
     printf("  best validation %s %.4f; %llu steps in %.2f s (%s clock), %.0f steps/s; wall "
@@ -713,7 +714,7 @@ static int print_trial(const tp_trial_summary *t, void *ud)
            t->best_validation_metric, (unsigned long long)t->steps,
            sub > 0 ? (double)t->steps / sub : 0.0, t->hparams_json);
     if (t->status == TP_TRIAL_FAILED)
-        printf("       failed (%s): %s\n", tp_err_name(t->reason), t->message);
+        printf("       failed (%s): %s\n", tp__reason_name(t->reason), t->message);
     return 0;
 }
 

@@ -1441,7 +1441,7 @@ static void html_trials(rbuf *b, const rdata *d)
         rb_html(b, buf);
         rb_puts(b, "</td><td class=\"msg\">");
         if (t->reason != TP_OK) {
-            rb_html(b, tp_err_name(t->reason));
+            rb_html(b, tp__reason_name(t->reason));
             rb_puts(b, ": ");
         }
         rb_html(b, t->message);

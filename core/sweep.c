@@ -400,7 +400,8 @@ static void on_trial_done(const tp_run_result *res, int rc, const char *err, voi
     if (S->env->progress == TP_PROGRESS_PLAIN) {
         char what[700];
         if (res->status == TP_TRIAL_FAILED)
-            snprintf(what, sizeof what, "failed (%s): %s", tp_err_name(res->reason), res->message);
+            snprintf(what, sizeof what, "failed (%s): %s", tp__reason_name(res->reason),
+                     res->message);
         else if (isfinite(res->time_to_target))
             snprintf(what, sizeof what, "%s, target at %.2f s, %llu steps",
                      tp_trial_status_name(res->status), res->time_to_target,
