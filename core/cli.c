@@ -62,7 +62,7 @@ static const char *usage_text =
     "  --set key=value        override a workload setting (budget=30, "
     "targets.validation=0.8, data.train_limit=5000, ...)\n"
     "  --seed N               trial seed (default 0)\n"
-    "  --clock wall|cpu       timing clock (default wall)\n"
+    "  --clock wall|cpu|steps timing clock (default wall; steps: 1 ms a step, reproducible)\n"
     "  --max-steps N          stop after N steps (training complete)\n"
     "  --threads N            OpenBLAS threads in the worker (default 1)\n"
     "  --wall-limit S         kill the worker after S wall seconds (default 2*budget+120)\n"

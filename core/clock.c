@@ -35,7 +35,7 @@ const tp_clock tp_clock_system = {system_read, NULL};
 
 const char *tp_clock_kind_name(tp_clock_kind k)
 {
-    return k == TP_CLOCK_CPU ? "cpu" : "wall";
+    return k == TP_CLOCK_CPU ? "cpu" : k == TP_CLOCK_STEPS ? "steps" : "wall";
 }
 
 int tp_clock_kind_parse(const char *s)
@@ -44,5 +44,7 @@ int tp_clock_kind_parse(const char *s)
         return TP_CLOCK_WALL;
     if (s && strcmp(s, "cpu") == 0)
         return TP_CLOCK_CPU;
+    if (s && strcmp(s, "steps") == 0)
+        return TP_CLOCK_STEPS;
     return -1;
 }

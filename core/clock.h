@@ -8,7 +8,16 @@
 #ifndef TP_CORE_CLOCK_H
 #define TP_CORE_CLOCK_H
 
-typedef enum tp_clock_kind { TP_CLOCK_WALL = 0, TP_CLOCK_CPU = 1 } tp_clock_kind;
+typedef enum tp_clock_kind {
+    TP_CLOCK_WALL = 0,
+    TP_CLOCK_CPU = 1,
+    /* Virtual time: every step counts TP_CLOCK_STEP_SECONDS of submission time and nothing
+     * else takes any, so a trial's times, eval schedule and score are the same on every run
+     * (for reproducibility checks and tests; not a benchmark of speed). */
+    TP_CLOCK_STEPS = 2
+} tp_clock_kind;
+
+#define TP_CLOCK_STEP_SECONDS 0.001
 
 typedef struct tp_time {
     double wall; /* seconds */
@@ -30,8 +39,8 @@ static inline double tp_time_pick(const tp_time *t, tp_clock_kind k)
 {
     return k == TP_CLOCK_CPU ? t->cpu : t->wall;
 }
-const char *tp_clock_kind_name(tp_clock_kind k); /* "wall" / "cpu" */
-/* Parse "wall" / "cpu"; -1 when neither. */
+const char *tp_clock_kind_name(tp_clock_kind k); /* "wall" / "cpu" / "steps" */
+/* Parse "wall" / "cpu" / "steps"; -1 when none. */
 int tp_clock_kind_parse(const char *s);
 
 #endif /* TP_CORE_CLOCK_H */

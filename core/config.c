@@ -1403,8 +1403,8 @@ int tp_config_load_sweep(const char *path, tp_sweep_config *out, char *err, size
             else
                 out->budget_scale = d;
         } else if (strcmp(name, "clock") == 0) {
-            static const char *const clocks[] = {"wall", "cpu", NULL};
-            if ((rc = get_choice(&L, s, clocks, &k, "\"wall\" or \"cpu\"")) == TP_OK)
+            static const char *const clocks[] = {"wall", "cpu", "steps", NULL};
+            if ((rc = get_choice(&L, s, clocks, &k, "\"wall\", \"cpu\" or \"steps\"")) == TP_OK)
                 out->clock = k;
         } else if (strcmp(name, "jobs") == 0) {
             if ((rc = get_int(&L, s, 1, 256, &v, "an integer from 1 to 256")) == TP_OK)

@@ -95,7 +95,8 @@ int tp_config_select_variant(tp_workload_config *c, const char *variant, char *e
  *     heldout = "none";              # "none", "sampled" (one variant per base, seeded) or "all"
  *     heldout_seed = 0;
  *     budget_scale = 1.0;            # multiplies every workload's budget
- *     clock = "wall";                # the timing and scoring clock: "wall" or "cpu"
+ *     clock = "wall";                # the timing and scoring clock: "wall", "cpu" or
+ *                                    # "steps" (virtual: 1 ms a step, reproducible)
  *     jobs = 1;                      # trials in parallel
  *     results = "results/my_sweep";  # relative to the current directory
  *     seed = 0;                      # trial seeds derive from it (same for every submission)

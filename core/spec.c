@@ -136,7 +136,7 @@ int tp_spec_set(tp_trial_spec *s, int opt, const char *value, char *err, size_t 
     }
     static const char *expect[] = {
         [O_SEED - O_CFG] = "an integer >= 0",
-        [O_CLOCK - O_CFG] = "wall or cpu",
+        [O_CLOCK - O_CFG] = "wall, cpu or steps",
         [O_STEPS - O_CFG] = "an integer >= 0 (0: no limit)",
         [O_THREADS - O_CFG] = "an integer from 1 to 256",
     };

@@ -39,6 +39,8 @@ int tp_trial_run(const tp_trial_params *p, const tp_clock *clock, const tp_trial
     tp_time start, t0, t1, now;
     clock->read(clock->ud, &start);
     double sub_wall = 0, sub_cpu = 0;
+    double sub_steps = 0; /* TP_CLOCK_STEPS: virtual submission time */
+    const int virt = p->timing == TP_CLOCK_STEPS;
     /* End of the previous eval on the timing clock; -inf makes the first step eval-due. */
     double last_eval_end = -INFINITY;
     int training_complete = 0, val_reached = 0, test_reached = 0;
@@ -64,13 +66,15 @@ int tp_trial_run(const tp_trial_params *p, const tp_clock *clock, const tp_trial
             break;
         }
         ts->step++;
-        ts->submission_time = p->timing == TP_CLOCK_CPU ? sub_cpu : sub_wall;
+        sub_steps = (double)ts->step * TP_CLOCK_STEP_SECONDS;
+        ts->submission_time = virt ? sub_steps : p->timing == TP_CLOCK_CPU ? sub_cpu : sub_wall;
         if (rc == TP_TRAINING_COMPLETE || (p->max_steps && ts->step >= p->max_steps))
             training_complete = 1;
         if (hooks->on_step)
             hooks->on_step(hooks->ud, ts);
 
-        int eval_due = tp_time_pick(&t1, p->timing) - last_eval_end >= p->eval_period;
+        double timing_now = virt ? sub_steps : tp_time_pick(&t1, p->timing);
+        int eval_due = timing_now - last_eval_end >= p->eval_period;
         if (!eval_due && !training_complete)
             continue;
 
@@ -81,7 +85,7 @@ int tp_trial_run(const tp_trial_params *p, const tp_clock *clock, const tp_trial
             clock->read(clock->ud, &t1);
             sub_wall += t1.wall - t0.wall;
             sub_cpu += t1.cpu - t0.cpu;
-            ts->submission_time = p->timing == TP_CLOCK_CPU ? sub_cpu : sub_wall;
+            ts->submission_time = virt ? sub_steps : p->timing == TP_CLOCK_CPU ? sub_cpu : sub_wall;
             if (rc < 0) {
                 fail(out, rc, err);
                 break;
@@ -109,7 +113,7 @@ int tp_trial_run(const tp_trial_params *p, const tp_clock *clock, const tp_trial
             val_reached || tp_trial_reached(m.validation_metric, p->validation_target, p->maximize);
         test_reached = test_reached || tp_trial_reached(m.test_metric, p->test_target, p->maximize);
         clock->read(clock->ud, &now);
-        last_eval_end = tp_time_pick(&now, p->timing);
+        last_eval_end = virt ? sub_steps : tp_time_pick(&now, p->timing);
 
         ts->num_evals++;
         ts->last_eval_time = ts->submission_time;

@@ -94,7 +94,7 @@ static void test_bad_values(void **state)
     } cases[] = {
         {"seed", "-1", "--seed: bad value '-1'"},
         {"seed", "12x", "--seed: bad value '12x'"},
-        {"clock", "gpu", "--clock: bad value 'gpu': expected wall or cpu"},
+        {"clock", "gpu", "--clock: bad value 'gpu': expected wall, cpu or steps"},
         {"threads", "0", "--threads: bad value '0'"},
         {"threads", "257", "--threads: bad value '257'"},
         {"max-steps", "", "--max-steps: bad value ''"},

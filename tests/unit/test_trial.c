@@ -308,6 +308,34 @@ static void test_cpu_timing_clock(void **state)
     assert_true(fabs(f.eval_scores[0] - 0.5) < 1e-12);
 }
 
+static void test_steps_clock_is_virtual(void **state)
+{
+    (void)state;
+    fake f;
+    fake_init(&f);
+    f.step_cost = 0.37; /* the real clocks tick irregularly: the steps clock ignores them */
+    f.step_cpu_cost = 0.11;
+    f.eval_cost = 5.0;
+    f.prepare_cost = 2.0;
+    tp_trial_params p = default_params();
+    p.timing = TP_CLOCK_STEPS;
+    p.eval_period = 0.004; /* 4 steps */
+    p.budget = 0.010;      /* 10 steps */
+    tp_trial_outcome out;
+    run(&f, &p, 1, &out);
+    /* Evals after steps 1, 5, 9 (0.004 s of step time apart; evals and prepare_for_eval take
+     * none); at step 13 the budget (0.010) is spent: stop without an eval. */
+    assert_int_equal(f.evals_done, 3);
+    assert_int_equal(f.eval_steps[0], 1);
+    assert_int_equal(f.eval_steps[1], 5);
+    assert_int_equal(f.eval_steps[2], 9);
+    assert_true(fabs(f.eval_scores[1] - 0.005) < 1e-12);
+    assert_int_equal(out.status, TP_TRIAL_BUDGET);
+    assert_int_equal(out.steps, 13);
+    /* The real clocks are still recorded. */
+    assert_true(fabs(out.submission_time_wall - (13 * 0.37 + 4 * 2.0)) < 1e-9);
+}
+
 static void test_bad_params_rejected(void **state)
 {
     (void)state;
@@ -335,6 +363,7 @@ int main(void)
         cmocka_unit_test(test_step_error_fails_trial),
         cmocka_unit_test(test_nonfinite_loss_fails_trial),
         cmocka_unit_test(test_cpu_timing_clock),
+        cmocka_unit_test(test_steps_clock_is_virtual),
         cmocka_unit_test(test_bad_params_rejected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
