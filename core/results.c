@@ -62,8 +62,8 @@
 
 static const char schema_sql[] =
     "CREATE TABLE trials (\n"
-    "  id INTEGER PRIMARY KEY,\n"
-    "  created_at TEXT NOT NULL,\n" /* ISO-8601 UTC: 2024-05-01T12:34:56.789Z */
+    "  id INTEGER PRIMARY KEY AUTOINCREMENT,\n" /* ids are never reused: logs are named by them */
+    "  created_at TEXT NOT NULL,\n"             /* ISO-8601 UTC: 2024-05-01T12:34:56.789Z */
     "  workload TEXT NOT NULL,\n"
     "  variant TEXT NOT NULL DEFAULT '',\n" /* '' for the base workload */
     "  optimizer TEXT NOT NULL,\n"

@@ -16,3 +16,8 @@ tp_add_test(test_sweep SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_swee
   LABEL integration TIMEOUT 300)
 target_link_libraries(test_sweep PRIVATE PkgConfig::SQLITE)
 add_dependencies(test_sweep trainperf trainperf-worker sgd adamw schedules next_batch)
+
+tp_add_test(test_resume SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_resume.c
+  LABEL integration TIMEOUT 300)
+target_link_libraries(test_resume PRIVATE PkgConfig::SQLITE)
+add_dependencies(test_resume trainperf trainperf-worker sgd adamw schedules next_batch)
