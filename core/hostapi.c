@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/nn/rng.h"
+#include "core/sandbox.h" /* tp_sandbox_note_oom */
 
 /* A tracked allocation: this header sits in the 64 bytes before the user's pointer. */
 #define BLOCK_MAGIC 0x7470616c6c6f6331ULL /* "tpalloc1" */
@@ -402,13 +403,19 @@ static double host_rng_normal(tp_ctx *ctx)
     return sess(ctx) ? tp_rng_normal(&ctx->rng) : 0;
 }
 
+/* A refused request is logged and recorded: if the trial then fails, the worker reports it as
+ * out of memory (TP_ENOMEM) rather than as whatever the plugin made of the NULL. */
 static void *host_alloc(tp_ctx *ctx, size_t bytes)
 {
-    if (!sess(ctx) || bytes > ((size_t)1 << 40))
+    if (!sess(ctx))
         return NULL;
     void *mem;
-    if (posix_memalign(&mem, 64, BLOCK_HEADER + bytes) != 0)
+    if (bytes > ((size_t)1 << 40) || posix_memalign(&mem, 64, BLOCK_HEADER + bytes) != 0) {
+        host_log(ctx, TP_LOG_ERROR, "alloc: %zu bytes refused: out of memory%s", bytes,
+                 bytes > ((size_t)1 << 40) ? " (over 1 TiB in one request)" : "");
+        tp_sandbox_note_oom(ctx->id, bytes);
         return NULL;
+    }
     memset(mem, 0, BLOCK_HEADER + bytes);
     block *b = mem;
     b->magic = BLOCK_MAGIC;

@@ -1,20 +1,41 @@
 /*
  * worker.c - one trial inside trainperf-worker (see worker.h).
+ *
+ * The order of operations, and why:
+ *   1. read the workload config: its budget sizes the CPU-time limit;
+ *   2. the limits, no-new-privileges and death with the host (tp_sandbox_limit), before any
+ *      data or submission code, so the plugins' ELF constructors run under them too;
+ *   3. build the workload (reads the data files) and dlopen the plugins: the last steps that
+ *      open files. The plugins' constructors run here, outside the filter (a known limit);
+ *   4. the seccomp filter (tp_sandbox_enter): every plugin entry point runs inside it, from
+ *      get_batch_size and init (untimed) through the timed loop to destroy;
+ *   5. the session (parameters), the plugins' contexts and init, HELLO, the timed loop;
+ *   6. teardown (plugin destroy and dlclose are submission code: a violation there still fails
+ *      the trial), then the one END event.
+ *
+ * Out of memory: a refused host->alloc is recorded (tp_sandbox_note_oom); when the trial then
+ * fails, its END says TP_ENOMEM, which plugin asked for how much, and what the limit was.
+ * The worker's own allocations failing are TP_ENOMEM too.
+ *
+ * Not here: the limits and rules themselves (sandbox.c), the timing rules (trial.c).
  */
 #define _POSIX_C_SOURCE 200809L
 #include "core/worker.h"
 
 #include <cblas.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/config.h"
 #include "core/events.h"
 #include "core/hostapi.h"
 #include "core/nn/nn.h" /* tp_blas_check */
 #include "core/plugin.h"
+#include "core/sandbox.h"
 #include "core/trial.h"
 
 #define DEFAULT_SELECTION "next_batch"
@@ -47,6 +68,26 @@ static const tp_host *host(void)
     return tp_hostapi_table();
 }
 
+/* A failed trial after a refused host->alloc failed for want of memory, whatever the plugin
+ * said next: the reason becomes TP_ENOMEM and the message leads with the refusal. */
+static void blame_memory(int32_t *reason, char *msg, size_t msglen)
+{
+    char oom[TP_ERROR_MESSAGE_MAX], was[TP_ERROR_MESSAGE_MAX];
+    if (!tp_sandbox_oom(oom, sizeof oom))
+        return;
+    snprintf(was, sizeof was, "%s", msg);
+    snprintf(msg, msglen, "%s; then: %s", oom, was);
+    *reason = TP_ENOMEM;
+    fprintf(stderr, "worker: %s\n", oom);
+}
+
+/* The one END event. After tp_sandbox_claim_end a violation only reaches the log. */
+static void send_end(const tp_worker_args *a, const tp_event_end *e)
+{
+    if (a->event_fd >= 0 && tp_sandbox_claim_end())
+        tp_event_write(a->event_fd, TP_EVENT_END, e, sizeof *e);
+}
+
 static void send_end_failure(const tp_worker_args *a, int code, const char *msg)
 {
     tp_event_end e;
@@ -56,8 +97,8 @@ static void send_end_failure(const tp_worker_args *a, int code, const char *msg)
     e.time_to_target = INFINITY;
     e.best_validation_metric = NAN;
     snprintf(e.message, sizeof e.message, "%s", msg);
-    if (a->event_fd >= 0)
-        tp_event_write(a->event_fd, TP_EVENT_END, &e, sizeof e);
+    blame_memory(&e.reason, e.message, sizeof e.message);
+    send_end(a, &e);
 }
 
 /* -- hyperparameters ------------------------------------------------------------------------ */
@@ -237,12 +278,14 @@ static int hook_on_eval(void *ud, const tp_eval_row *row, char *err, size_t errl
         snprintf(err, errlen, "cannot write to the host's event pipe (host gone?)");
         return TP_EIO;
     }
+    tp_sandbox_note_progress(row->global_step, row->eval_index + 1);
     return TP_OK;
 }
 
 static void hook_on_step(void *ud, const tp_train_state *ts)
 {
     worker *wk = ud;
+    tp_sandbox_note_progress(ts->step, ts->num_evals);
     if (wk->a->event_fd < 0)
         return;
     double now = tp_clock_wall_now();
@@ -303,7 +346,39 @@ static void destroy_slot(slot *sl)
                 (unsigned long long)leaked);
 }
 
-static int setup(worker *wk, char *err, size_t errlen)
+/* The event fd carries events only: not stdin or the log, not the log's file, not inherited
+ * by anything the process could start. */
+static int check_event_fd(int fd, char *err, size_t errlen)
+{
+    if (fd < 0)
+        return TP_OK;
+    if (fd <= 2) {
+        snprintf(err, errlen,
+                 "--event-fd %d: fds 0-2 are stdin and the trial log; events need their own pipe",
+                 fd);
+        return TP_EINVAL;
+    }
+    int flags = fcntl(fd, F_GETFD);
+    if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0) {
+        snprintf(err, errlen, "--event-fd %d: not an open file descriptor", fd);
+        return TP_EINVAL;
+    }
+    struct stat ev, out;
+    for (int i = 1; i <= 2; i++) {
+        if (fstat(fd, &ev) == 0 && fstat(i, &out) == 0 && ev.st_dev == out.st_dev &&
+            ev.st_ino == out.st_ino) {
+            snprintf(err, errlen,
+                     "--event-fd %d is the same file as %s: the submission's output would "
+                     "corrupt the event stream",
+                     fd, i == 1 ? "stdout" : "stderr");
+            return TP_EINVAL;
+        }
+    }
+    return TP_OK;
+}
+
+/* Steps 1-3: config, limits, data, plugins. Everything that opens a file. */
+static int load(worker *wk, char *err, size_t errlen)
 {
     const tp_worker_args *a = wk->a;
     int rc = tp_config_load_workload(a->spec.workload_config, &wk->cfg, err, errlen);
@@ -314,6 +389,16 @@ static int setup(worker *wk, char *err, size_t errlen)
     for (int i = 0; i < a->spec.num_overrides; i++)
         if ((rc = tp_config_apply_override(&wk->cfg, a->spec.overrides[i], err, errlen)) < 0)
             return rc;
+
+    if (!a->no_sandbox) {
+        tp_sandbox_limits l;
+        tp_sandbox_limits_default(&l, wk->cfg.budget, a->spec.threads);
+        if (a->memory_limit >= 0)
+            l.address_space = (uint64_t)a->memory_limit;
+        l.parent = a->parent;
+        if ((rc = tp_sandbox_limit(&l, a->event_fd, err, errlen)) < 0)
+            return rc;
+    }
 
     const tp_workload_desc *d = tp_workload_find(wk->cfg.name);
     if (!d) {
@@ -340,7 +425,24 @@ static int setup(worker *wk, char *err, size_t errlen)
     if ((rc = find_plugin(wk, &wk->sel, a->spec.selection ? a->spec.selection : DEFAULT_SELECTION,
                           TP_PLUGIN_DATA_SELECTION, err, errlen)) < 0)
         return rc;
+    return TP_OK;
+}
 
+/* Step 4. */
+static int confine(worker *wk, char *err, size_t errlen)
+{
+    if (wk->a->no_sandbox) {
+        fprintf(stderr, "worker: warning: --no-sandbox: no limits and no seccomp filter\n");
+        return TP_OK;
+    }
+    return tp_sandbox_enter(wk->a->event_fd, err, errlen);
+}
+
+/* Step 5 up to the loop: batch size, session, contexts, init. No file is opened from here. */
+static int prepare(worker *wk, char *err, size_t errlen)
+{
+    const tp_worker_args *a = wk->a;
+    int rc;
     /* Batch size: the submission's answer for the base workload, else the workload's hint. */
     wk->batch_size = wk->cfg.batch_size_hint;
     if (tp_plugin_has(wk->opt.p, TP_PLUGIN_FN_GET_BATCH_SIZE)) {
@@ -423,12 +525,17 @@ int tp_worker_run(const tp_worker_args *a)
     fprintf(stderr, "worker: %s%s, %d thread(s)\n", weak ? "warning: " : "", blas,
             a->spec.threads > 0 ? a->spec.threads : 1);
 
-    double t_setup = tp_clock_wall_now();
-    int rc = setup(&wk, err, sizeof err);
+    int rc = check_event_fd(a->event_fd, err, sizeof err);
     if (rc < 0) {
+        fprintf(stderr, "trainperf-worker: %s\n", err);
+        return rc;
+    }
+    double t_setup = tp_clock_wall_now();
+    if ((rc = load(&wk, err, sizeof err)) < 0 || (rc = confine(&wk, err, sizeof err)) < 0 ||
+        (rc = prepare(&wk, err, sizeof err)) < 0) {
         fprintf(stderr, "trial setup failed: %s\n", err);
-        send_end_failure(a, rc, err);
         teardown(&wk);
+        send_end_failure(a, rc, err);
         return rc;
     }
     tp_train_state *ts = tp_session_train_state(wk.s);
@@ -469,8 +576,8 @@ int tp_worker_run(const tp_worker_args *a)
     rc = tp_trial_run(&tp, &tp_clock_system, &hooks, ts, &out);
     if (rc < 0) {
         snprintf(err, sizeof err, "internal error: bad trial parameters");
-        send_end_failure(a, rc, err);
         teardown(&wk);
+        send_end_failure(a, rc, err);
         return rc;
     }
 
@@ -486,14 +593,17 @@ int tp_worker_run(const tp_worker_args *a)
     e.best_validation_metric = out.best_validation_metric;
     e.wall_time = out.wall_time;
     snprintf(e.message, sizeof e.message, "%s", out.message);
+    if (out.status == TP_TRIAL_FAILED)
+        blame_memory(&e.reason, e.message, sizeof e.message);
+    /* Plugin destroy and dlclose run before the END: a violation there fails the trial. */
+    teardown(&wk);
     if (a->event_fd >= 0)
-        tp_event_write(a->event_fd, TP_EVENT_END, &e, sizeof e);
+        send_end(a, &e);
     else
         fprintf(stderr, "%s after %llu steps, %.3f s submission time%s%s\n",
                 tp_trial_status_name(out.status), (unsigned long long)out.steps,
                 tp_time_pick(&(tp_time){out.submission_time_wall, out.submission_time_cpu},
                              a->spec.clock),
-                out.message[0] ? ": " : "", out.message);
-    teardown(&wk);
+                out.message[0] ? ": " : "", e.message);
     return 0;
 }

@@ -6,18 +6,25 @@
  *   trainperf-worker run --workload-config FILE --plugins DIR --optimizer ID
  *                        [--schedule ID] [--selection ID] [--hparams k=v,...] [--set k=v]...
  *                        [--seed N] [--clock wall|cpu] [--max-steps N] [--threads N]
- *                        [--event-fd FD]
+ *                        [--event-fd FD] [--memory-limit BYTES[K|M|G|T]] [--no-sandbox]
  *   trainperf-worker check PLUGIN.so
  *   trainperf-worker list DIR
+ *
+ * `run` confines itself before any submission code runs (sandbox.h): --memory-limit sets the
+ * address-space limit (default 16G, 0: none); --no-sandbox, for debugging by hand only, runs
+ * without limits or seccomp filter. The host passes neither.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/check.h"
 #include "core/plugin.h"
+#include "core/sandbox.h"
 #include "core/spec.h"
 #include "core/worker.h"
 
@@ -30,16 +37,22 @@ static int usage(void)
     return 2;
 }
 
-static int cmd_run(int argc, char **argv)
+static int cmd_run(int argc, char **argv, pid_t parent)
 {
     tp_worker_args a;
+    memset(&a, 0, sizeof a);
     tp_spec_init(&a.spec);
     a.event_fd = -1;
-    enum { O_FD = 1 };
-    struct option opts[TP_SPEC_NUM_OPTIONS + 1];
+    a.memory_limit = -1;
+    a.parent = parent;
+    enum { O_FD = 1, O_MEM, O_NOSANDBOX };
+    /* The spec's options (without their terminator), then the worker's own. */
+    struct option opts[TP_SPEC_NUM_OPTIONS + 3];
     memcpy(opts, tp_spec_options, (TP_SPEC_NUM_OPTIONS - 1) * sizeof *opts);
     opts[TP_SPEC_NUM_OPTIONS - 1] = (struct option){"event-fd", required_argument, 0, O_FD};
-    opts[TP_SPEC_NUM_OPTIONS] = (struct option){0, 0, 0, 0};
+    opts[TP_SPEC_NUM_OPTIONS] = (struct option){"memory-limit", required_argument, 0, O_MEM};
+    opts[TP_SPEC_NUM_OPTIONS + 1] = (struct option){"no-sandbox", no_argument, 0, O_NOSANDBOX};
+    opts[TP_SPEC_NUM_OPTIONS + 2] = (struct option){0, 0, 0, 0};
     char err[512];
     int c;
     optind = 1;
@@ -57,6 +70,19 @@ static int cmd_run(int argc, char **argv)
                 return 2;
             }
             a.event_fd = (int)fd;
+        } else if (c == O_MEM) {
+            uint64_t bytes;
+            if (tp_sandbox_parse_bytes(optarg, &bytes, err, sizeof err) < 0) {
+                fprintf(stderr, "trainperf-worker: --memory-limit: %s\n", err);
+                return 2;
+            }
+            if (bytes > (uint64_t)INT64_MAX) {
+                fprintf(stderr, "trainperf-worker: --memory-limit: '%s' is too large\n", optarg);
+                return 2;
+            }
+            a.memory_limit = (int64_t)bytes;
+        } else if (c == O_NOSANDBOX) {
+            a.no_sandbox = 1;
         } else {
             return usage();
         }
@@ -103,10 +129,16 @@ static int cmd_list(const char *dir)
 
 int main(int argc, char **argv)
 {
+    /* Who started us, read first: the sandbox checks the host is still the parent once it has
+     * asked to die with it. */
+    pid_t parent = getppid();
+    /* The trial log: line-buffered stdout, its buffer allocated now (stdio would fstat the fd
+     * on first use, which the sandbox denies). */
+    setvbuf(stdout, NULL, _IOLBF, BUFSIZ);
     if (argc < 2)
         return usage();
     if (strcmp(argv[1], "run") == 0)
-        return cmd_run(argc - 1, argv + 1);
+        return cmd_run(argc - 1, argv + 1, parent);
     if (strcmp(argv[1], "check") == 0 && argc == 3)
         return tp_check_plugin_file(argv[2], stdout) < 0 ? 1 : 0;
     if (strcmp(argv[1], "list") == 0 && argc == 3)
