@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,12 +16,20 @@
 
 #include <uv.h>
 
+#include "core/error.h"
 #include "core/events.h"
 #include "core/nn/nn.h" /* tp_blas_suggested_coretype */
 
 extern char **environ;
 
-#define KILL_GRACE_MS 2000 /* SIGTERM, then SIGKILL after this */
+/* Why the host killed the worker (the first reason wins). */
+typedef enum kill_reason {
+    KILL_NONE = 0,
+    KILL_TIMEOUT,  /* the wall-clock limit */
+    KILL_SILENT,   /* no event for the silence limit */
+    KILL_PROTOCOL, /* garbage on the pipe, or the pipe closed without an end event */
+    KILL_STORE     /* the results store failed: the trial cannot be recorded */
+} kill_reason;
 
 struct tp_runner {
     const tp_run_request *req;
@@ -35,24 +44,95 @@ struct tp_runner {
     uv_loop_t *loop;
     uv_process_t proc;
     uv_pipe_t events;
-    uv_timer_t watchdog;
+    uv_timer_t watchdog; /* the wall-clock limit */
+    uv_timer_t silence;  /* restarted by every event after the hello */
+    uv_timer_t grace;    /* SIGTERM -> SIGKILL; after the exit, the wait for the pipe */
     tp_event_decoder dec;
+    double wall_limit, silence_limit; /* in effect */
     int open_handles;
     int exited, pipe_done;
     int64_t exit_status;
     int term_signal;
-    int got_end;
-    int timed_out;
-    int killed_for_protocol;
-    int store_failed;
-    char failure[640]; /* first host-side failure (protocol, store) */
+    int got_hello, got_end;
+    kill_reason killed; /* why the host killed the worker, KILL_NONE when it did not */
+    int sent_sigkill;   /* the host sent SIGKILL (else a SIGKILL came from outside) */
+    char failure[640];  /* first host-side failure (protocol, store) */
     int failure_code;
+    /* What the host saw, to check the end event against. */
+    uint64_t last_step;
+    uint32_t evals_seen;
+    int last_eval_reached; /* the last eval had both targets reached */
+    double first_reach_score;
     double last_metric;
     double start_wall;
 };
 typedef struct tp_runner run;
 
 static void complete(run *r);
+
+double tp_runner_default_wall_limit(double budget, tp_clock_kind clock)
+{
+    double b = budget > 0 && isfinite(budget) ? budget : 0;
+    double factor = clock == TP_CLOCK_CPU ? 2.0 : clock == TP_CLOCK_STEPS ? 4.0 : 1.0;
+    return factor * b + TP_RUNNER_EVAL_ALLOWANCE * b + TP_RUNNER_GRACE;
+}
+
+double tp_runner_default_silence_limit(double eval_period)
+{
+    double p = eval_period > 0 && isfinite(eval_period) ? eval_period : 0;
+    double s = TP_RUNNER_SILENCE_PERIODS * p;
+    return s > TP_RUNNER_SILENCE_MIN ? s : TP_RUNNER_SILENCE_MIN;
+}
+
+static uint64_t to_ms(double seconds)
+{
+    if (!(seconds > 0))
+        return 1;
+    if (seconds > 1e9) /* about 30 years: never, but a uv timer needs a number */
+        seconds = 1e9;
+    return (uint64_t)(seconds * 1000.0 + 0.5);
+}
+
+/* A signal's name; strsignal() gives the description only. */
+static const char *signal_name(int sig)
+{
+    switch (sig) {
+    case SIGHUP:
+        return "SIGHUP";
+    case SIGINT:
+        return "SIGINT";
+    case SIGQUIT:
+        return "SIGQUIT";
+    case SIGILL:
+        return "SIGILL";
+    case SIGTRAP:
+        return "SIGTRAP";
+    case SIGABRT:
+        return "SIGABRT";
+    case SIGBUS:
+        return "SIGBUS";
+    case SIGFPE:
+        return "SIGFPE";
+    case SIGKILL:
+        return "SIGKILL";
+    case SIGSEGV:
+        return "SIGSEGV";
+    case SIGPIPE:
+        return "SIGPIPE";
+    case SIGALRM:
+        return "SIGALRM";
+    case SIGTERM:
+        return "SIGTERM";
+    case SIGSYS:
+        return "SIGSYS";
+    case SIGXCPU:
+        return "SIGXCPU";
+    case SIGXFSZ:
+        return "SIGXFSZ";
+    default:
+        return "SIG?";
+    }
+}
 
 static void on_close(uv_handle_t *h)
 {
@@ -61,14 +141,53 @@ static void on_close(uv_handle_t *h)
         complete(r);
 }
 
+/* A note from the host in the trial's log, after whatever the worker wrote. */
+static void log_note(run *r, const char *fmt, ...) TP_PRINTF(2, 3);
+static void log_note(run *r, const char *fmt, ...)
+{
+    if (r->log_fd < 0)
+        return;
+    char line[768];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    size_t len = (size_t)n < sizeof line - 1 ? (size_t)n : sizeof line - 2;
+    line[len++] = '\n';
+    ssize_t w;
+    do
+        w = write(r->log_fd, line, len);
+    while (w < 0 && errno == EINTR);
+}
+
 static void kill_worker(run *r, int sig)
 {
     if (r->exited)
         return;
+    if (sig == SIGKILL)
+        r->sent_sigkill = 1;
     /* The worker is a process-group leader (UV_PROCESS_DETACHED): kill its threads and any
      * children with it. */
     if (kill(-r->proc.pid, sig) < 0)
         uv_process_kill(&r->proc, sig);
+}
+
+static void on_grace(uv_timer_t *t);
+static void on_silence(uv_timer_t *t);
+
+/* Stop the worker for `why`: SIGTERM to its group, SIGKILL after the grace period. The first
+ * reason is the one the trial records. */
+static void stop_worker(run *r, kill_reason why, const char *what)
+{
+    if (r->exited || r->killed != KILL_NONE)
+        return;
+    r->killed = why;
+    log_note(r, "trainperf: stopping the worker (SIGTERM, then SIGKILL after %.0f s): %s",
+             TP_RUNNER_KILL_GRACE, what);
+    kill_worker(r, SIGTERM);
+    uv_timer_start(&r->grace, on_grace, to_ms(TP_RUNNER_KILL_GRACE), 0);
 }
 
 static void fail_host_side(run *r, int code, const char *msg)
@@ -76,6 +195,43 @@ static void fail_host_side(run *r, int code, const char *msg)
     if (!r->failure[0]) {
         snprintf(r->failure, sizeof r->failure, "%s", msg);
         r->failure_code = code;
+    }
+}
+
+/* Garbage from the worker (or a store that cannot record it; r->failure says which): stop
+ * trusting it at once, no SIGTERM first. */
+static void kill_now(run *r, kill_reason why)
+{
+    if (r->exited)
+        return;
+    if (r->killed == KILL_NONE)
+        r->killed = why;
+    log_note(r, "trainperf: killing the worker (SIGKILL): %s", r->failure);
+    kill_worker(r, SIGKILL);
+}
+
+static void close_pipe(run *r)
+{
+    if (r->pipe_done)
+        return;
+    r->pipe_done = 1;
+    uv_read_stop((uv_stream_t *)&r->events);
+    uv_close((uv_handle_t *)&r->events, on_close);
+}
+
+static void close_timer(run *r, uv_timer_t *t)
+{
+    (void)r;
+    if (!uv_is_closing((uv_handle_t *)t))
+        uv_close((uv_handle_t *)t, on_close);
+}
+
+static void maybe_finish(run *r)
+{
+    if (r->exited && r->pipe_done) {
+        close_timer(r, &r->watchdog);
+        close_timer(r, &r->silence);
+        close_timer(r, &r->grace);
     }
 }
 
@@ -93,12 +249,45 @@ static void progress_line(run *r, uint64_t step, double sub)
     fflush(stdout);
 }
 
+/* The end event against what the host saw: the decoder checked each field; this checks that
+ * the outcome follows from the evals the host stored. */
+static int check_end(run *r, const tp_event_end *e, char *err, size_t errlen)
+{
+    int failed = e->status == TP_TRIAL_FAILED;
+    if (failed != (e->reason != TP_OK)) {
+        snprintf(err, errlen,
+                 "end event with status %d and reason %d: a failed trial needs a "
+                 "reason and only a failed one",
+                 e->status, e->reason);
+        return TP_EPROTO;
+    }
+    if (e->status == TP_TRIAL_REACHED && !r->last_eval_reached) {
+        snprintf(err, errlen, "end event says both targets were reached, but no eval reached them");
+        return TP_EPROTO;
+    }
+    /* A failed trial's time is not scored; the sandbox's report of a violation, written from
+     * a signal handler, does not know it. */
+    if (!failed && (isfinite(e->time_to_target) ? e->time_to_target != r->first_reach_score
+                                                : isfinite(r->first_reach_score))) {
+        snprintf(err, errlen,
+                 "end event's time to target %g is not the score of the first eval that reached "
+                 "the validation target (%g)",
+                 e->time_to_target, r->first_reach_score);
+        return TP_EPROTO;
+    }
+    return TP_OK;
+}
+
 static int on_event(const tp_event *ev, void *ud)
 {
     run *r = ud;
     char err[512] = "";
+    /* Any valid event shows the worker is alive. */
+    if (r->got_hello || ev->type == TP_EVENT_HELLO)
+        uv_timer_start(&r->silence, on_silence, to_ms(r->silence_limit), 0);
     switch (ev->type) {
     case TP_EVENT_HELLO:
+        r->got_hello = 1;
         r->out->batch_size = ev->u.hello.batch_size;
         r->out->num_params = ev->u.hello.num_params;
         if (r->req->progress == TP_PROGRESS_PLAIN)
@@ -107,6 +296,7 @@ static int on_event(const tp_event *ev, void *ud)
                     ev->u.hello.batch_size, ev->u.hello.init_seconds);
         break;
     case TP_EVENT_PROGRESS:
+        r->last_step = ev->u.progress.step;
         progress_line(r, ev->u.progress.step, ev->u.progress.submission_time);
         break;
     case TP_EVENT_EVAL: {
@@ -126,10 +316,14 @@ static int on_event(const tp_event *ev, void *ud)
             .test_reached = e->test_reached,
         };
         if (tp_results_add_eval(r->db, r->trial_id, &row, err, sizeof err) < 0) {
-            r->store_failed = 1;
             fail_host_side(r, TP_EDB, err);
             return TP_EDB;
         }
+        r->last_step = e->global_step;
+        r->evals_seen = e->eval_index + 1;
+        r->last_eval_reached = e->validation_reached && e->test_reached;
+        if (e->validation_reached && !isfinite(r->first_reach_score))
+            r->first_reach_score = e->score;
         r->last_metric = e->validation_metric;
         r->out->num_evals = e->eval_index + 1;
         if (r->req->progress == TP_PROGRESS_PLAIN)
@@ -142,6 +336,12 @@ static int on_event(const tp_event *ev, void *ud)
     }
     case TP_EVENT_END: {
         const tp_event_end *e = &ev->u.end;
+        if (check_end(r, e, err, sizeof err) < 0) {
+            char msg[600];
+            snprintf(msg, sizeof msg, "protocol violation from the worker: %s", err);
+            fail_host_side(r, TP_EPROTO, msg);
+            return TP_EPROTO;
+        }
         tp_run_result *o = r->out;
         o->status = (tp_trial_status)e->status;
         o->reason = e->reason;
@@ -168,39 +368,30 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     buf->len = sizeof slab;
 }
 
-static void maybe_finish(run *r)
-{
-    if (r->exited && r->pipe_done) {
-        if (!uv_is_closing((uv_handle_t *)&r->watchdog))
-            uv_close((uv_handle_t *)&r->watchdog, on_close);
-    }
-}
-
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 {
     run *r = s->data;
     if (n > 0) {
         char err[512] = "";
         int rc = tp_event_decoder_feed(&r->dec, buf->base, (size_t)n, on_event, r, err, sizeof err);
-        if (rc < 0 && !r->store_failed) {
-            char msg[600];
-            snprintf(msg, sizeof msg, "protocol violation from the worker: %s", err);
-            fail_host_side(r, TP_EPROTO, msg);
-        }
         if (rc < 0) {
-            r->killed_for_protocol = 1;
-            kill_worker(r, SIGKILL);
-            uv_read_stop(s);
-            r->pipe_done = 1;
-            uv_close((uv_handle_t *)s, on_close);
+            if (!r->failure[0]) {
+                char msg[600];
+                snprintf(msg, sizeof msg, "protocol violation from the worker: %s", err);
+                fail_host_side(r, TP_EPROTO, msg);
+            }
+            kill_now(r, rc == TP_EDB ? KILL_STORE : KILL_PROTOCOL);
+            close_pipe(r);
             maybe_finish(r);
         }
         return;
     }
     if (n < 0) {
-        r->pipe_done = 1;
-        uv_read_stop(s);
-        uv_close((uv_handle_t *)s, on_close);
+        close_pipe(r);
+        /* The worker closed its end: it is exiting, or it closed fd 3 and can never report
+         * anything again. Give it the grace period to exit on its own. */
+        if (!r->exited && r->killed == KILL_NONE)
+            uv_timer_start(&r->grace, on_grace, to_ms(TP_RUNNER_KILL_GRACE), 0);
         maybe_finish(r);
     }
 }
@@ -215,28 +406,54 @@ static void on_exit_cb(uv_process_t *p, int64_t status, int term_signal)
      * group) would keep the event pipe open. */
     kill(-p->pid, SIGKILL);
     uv_close((uv_handle_t *)p, on_close);
+    uv_timer_stop(&r->watchdog);
+    uv_timer_stop(&r->silence);
+    /* Read what is left in the pipe; a grandchild that left the group may hold it open, so
+     * wait for its end only so long. */
+    if (!r->pipe_done)
+        uv_timer_start(&r->grace, on_grace, to_ms(TP_RUNNER_KILL_GRACE), 0);
     maybe_finish(r);
+}
+
+static void on_grace(uv_timer_t *t)
+{
+    run *r = t->data;
+    if (r->exited) { /* the worker is gone but its pipe is still open: stop waiting */
+        close_pipe(r);
+        maybe_finish(r);
+        return;
+    }
+    if (r->killed != KILL_NONE) { /* SIGTERM was not enough */
+        log_note(r, "trainperf: the worker ignored SIGTERM for %.0f s: SIGKILL",
+                 TP_RUNNER_KILL_GRACE);
+        kill_worker(r, SIGKILL);
+        return;
+    }
+    /* The pipe closed and the worker did not exit. */
+    if (r->got_end) { /* its result is in; only its teardown overran */
+        stop_worker(r, KILL_SILENT, "the event pipe closed after the end event, no exit");
+        return;
+    }
+    const char *msg = "protocol violation from the worker: it closed its event pipe without "
+                      "an end event and kept running";
+    fail_host_side(r, TP_EPROTO, msg);
+    stop_worker(r, KILL_PROTOCOL, msg);
 }
 
 static void on_watchdog(uv_timer_t *t)
 {
     run *r = t->data;
-    if (r->exited) { /* the worker is gone but its pipe is still open: stop waiting */
-        if (!r->pipe_done) {
-            r->pipe_done = 1;
-            uv_read_stop((uv_stream_t *)&r->events);
-            uv_close((uv_handle_t *)&r->events, on_close);
-        }
-        maybe_finish(r);
-        return;
-    }
-    if (!r->timed_out) {
-        r->timed_out = 1;
-        kill_worker(r, SIGTERM);
-        uv_timer_start(t, on_watchdog, KILL_GRACE_MS, 0);
-    } else {
-        kill_worker(r, SIGKILL);
-    }
+    char what[128];
+    snprintf(what, sizeof what, "wall-clock limit of %g s reached", r->wall_limit);
+    stop_worker(r, KILL_TIMEOUT, what);
+}
+
+static void on_silence(uv_timer_t *t)
+{
+    run *r = t->data;
+    char what[128];
+    snprintf(what, sizeof what, "no event for %g s", r->silence_limit);
+    stop_worker(r, KILL_SILENT, what);
 }
 
 /* The worker's environment: the host's, plus OPENBLAS_CORETYPE when the machine leaves it unset
@@ -260,43 +477,85 @@ static char **worker_env(char *extra, size_t len)
     return env;
 }
 
-/* The worker's argv: `trainperf-worker run <spec> --event-fd 3`. Numbers go into `nums`. */
-static int build_argv(const tp_run_request *q, char *nums, char **argv, int max)
+/* The worker's argv: `trainperf-worker run <spec> --event-fd 3 [--memory-limit BYTES]`.
+ * Numbers go into `nums`, the memory limit into `mem` (32 bytes). */
+static int build_argv(const tp_run_request *q, char *nums, char *mem, char **argv, int max)
 {
     int n = 0;
     argv[n++] = (char *)q->worker_path;
     argv[n++] = "run";
-    if (tp_spec_to_argv(&q->spec, argv, &n, max - 2, nums) < 0)
+    if (tp_spec_to_argv(&q->spec, argv, &n, max - 4, nums) < 0)
         return -1;
     argv[n++] = "--event-fd";
     argv[n++] = "3";
+    if (q->memory_limit > 0) {
+        snprintf(mem, 32, "%llu", (unsigned long long)q->memory_limit);
+        argv[n++] = "--memory-limit";
+        argv[n++] = mem;
+    }
     argv[n] = NULL;
     return n;
 }
 
+/* How the trial ended, from the host's side. The order matters: once the host stopped
+ * trusting the worker (garbage, an inconsistent end, a store failure) nothing the worker said
+ * counts; a validated end event counts whatever happened to the process afterwards (a hang or
+ * crash in teardown); then the host's own kill; then how the process died. */
 static void finish_result(run *r)
 {
     tp_run_result *o = r->out;
+    char *m = o->message;
+    size_t ml = sizeof o->message;
     o->wall_time = tp_clock_wall_now() - r->start_wall;
-    if (r->failure[0]) { /* the host stopped trusting the worker */
+    if (!r->got_end) { /* steps and evals as far as the host saw them */
+        o->steps = r->last_step;
+        o->num_evals = r->evals_seen;
+    }
+    if (r->failure[0]) {
         o->status = TP_TRIAL_FAILED;
         o->reason = r->failure_code;
-        snprintf(o->message, sizeof o->message, "%s", r->failure);
-    } else if (r->timed_out && !r->got_end) {
-        o->status = TP_TRIAL_FAILED;
+        snprintf(m, ml, "%s", r->failure);
+        return;
+    }
+    if (r->got_end)
+        return;
+    o->status = TP_TRIAL_FAILED;
+    const char *sigkill_note = r->sent_sigkill ? "; it ignored SIGTERM and was sent SIGKILL" : "";
+    if (r->killed == KILL_TIMEOUT) {
         o->reason = TP_ETIMEOUT;
-        snprintf(o->message, sizeof o->message,
-                 "killed: the worker ran past its wall-clock limit of %.0f s", r->req->wall_limit);
-    } else if (!r->got_end) {
-        o->status = TP_TRIAL_FAILED;
+        snprintf(m, ml, "killed: the worker ran past its wall-clock limit of %g s (--wall-limit)%s",
+                 r->wall_limit, sigkill_note);
+    } else if (r->killed == KILL_SILENT) {
+        o->reason = TP_ESILENT;
+        snprintf(m, ml,
+                 "killed: the worker sent no event for %g s (last seen at step %llu): the "
+                 "submission hangs in a call or sleeps%s",
+                 r->silence_limit, (unsigned long long)r->last_step, sigkill_note);
+    } else if (r->term_signal == SIGSYS) {
+        o->reason = TP_ESANDBOX;
+        snprintf(m, ml,
+                 "sandbox violation: the worker was killed by signal %d (SIGSYS) for a system "
+                 "call the sandbox denies, before it could say which",
+                 SIGSYS);
+    } else if (r->term_signal == SIGXCPU) {
+        o->reason = TP_ETIMEOUT;
+        snprintf(m, ml, "the worker ran past its CPU-time limit (signal %d, SIGXCPU)", SIGXCPU);
+    } else if (r->term_signal == SIGKILL && !r->sent_sigkill) {
         o->reason = TP_ECRASH;
-        if (r->term_signal)
-            snprintf(o->message, sizeof o->message, "worker killed by signal %d (%s)",
-                     r->term_signal, strsignal(r->term_signal));
-        else
-            snprintf(o->message, sizeof o->message,
-                     "worker exited with status %lld without reporting how the trial ended",
-                     (long long)r->exit_status);
+        snprintf(m, ml,
+                 "the worker was killed by signal %d (SIGKILL) from outside trainperf: out of "
+                 "memory? (see the kernel log: dmesg)",
+                 SIGKILL);
+    } else if (r->term_signal) {
+        o->reason = TP_ECRASH;
+        snprintf(m, ml, "the worker was killed by signal %d (%s, %s)", r->term_signal,
+                 signal_name(r->term_signal), strsignal(r->term_signal));
+    } else {
+        o->reason = TP_EEXITED;
+        snprintf(m, ml,
+                 "the worker exited with status %lld before reporting how the trial ended (did "
+                 "the submission call exit()?)",
+                 (long long)r->exit_status);
     }
 }
 
@@ -352,7 +611,13 @@ int tp_runner_start(uv_loop_t *loop, const tp_run_request *req, tp_results *db, 
     r->ud = ud;
     r->loop = loop;
     r->last_metric = NAN;
+    r->first_reach_score = INFINITY;
     r->start_wall = tp_clock_wall_now();
+    r->wall_limit = req->wall_limit > 0
+                        ? req->wall_limit
+                        : tp_runner_default_wall_limit(req->budget, req->spec.clock);
+    r->silence_limit = req->silence_limit > 0 ? req->silence_limit
+                                              : tp_runner_default_silence_limit(req->eval_period);
     tp_event_decoder_init(&r->dec);
 
     r->log_fd = open(req->log_path ? req->log_path : "/dev/null",
@@ -365,14 +630,17 @@ int tp_runner_start(uv_loop_t *loop, const tp_run_request *req, tp_results *db, 
     uv_pipe_init(loop, &r->events, 0);
     r->events.data = r;
     r->open_handles++;
-    uv_timer_init(loop, &r->watchdog);
-    r->watchdog.data = r;
-    r->open_handles++;
+    uv_timer_t *timers[3] = {&r->watchdog, &r->silence, &r->grace};
+    for (int i = 0; i < 3; i++) {
+        uv_timer_init(loop, timers[i]);
+        timers[i]->data = r;
+        r->open_handles++;
+    }
 
     int rc;
-    char nums[TP_SPEC_NUMS_SIZE];
-    char *argv[2 * (TP_SPEC_NUM_OPTIONS + TP_SPEC_MAX_OVERRIDES) + 8];
-    if (build_argv(req, nums, argv, (int)(sizeof argv / sizeof *argv)) < 0) {
+    char nums[TP_SPEC_NUMS_SIZE], mem[32];
+    char *argv[2 * (TP_SPEC_NUM_OPTIONS + TP_SPEC_MAX_OVERRIDES) + 10];
+    if (build_argv(req, nums, mem, argv, (int)(sizeof argv / sizeof *argv)) < 0) {
         snprintf(err, errlen, "too many worker arguments");
         rc = TP_EINVAL;
         goto fail;
@@ -409,14 +677,18 @@ int tp_runner_start(uv_loop_t *loop, const tp_run_request *req, tp_results *db, 
     r->open_handles++;
     r->started = 1;
     uv_read_start((uv_stream_t *)&r->events, on_alloc, on_read);
-    uv_timer_start(&r->watchdog, on_watchdog, (uint64_t)(req->wall_limit * 1000.0), 0);
+    /* The loop's clock is cached at the start of its iteration; a sweep starting several
+     * workers in one iteration would otherwise give the later ones a shorter limit. */
+    uv_update_time(loop);
+    uv_timer_start(&r->watchdog, on_watchdog, to_ms(r->wall_limit), 0);
     return TP_OK;
 
 fail:
     /* The callback is never called when the start failed; the handles close, then r is
      * freed by complete() (started == 0). */
     uv_close((uv_handle_t *)&r->events, on_close);
-    uv_close((uv_handle_t *)&r->watchdog, on_close);
+    for (int i = 0; i < 3; i++)
+        uv_close((uv_handle_t *)timers[i], on_close);
     return rc;
 }
 
