@@ -1108,6 +1108,9 @@ static int collect_trial(const tp_trial_summary *t, void *ud)
     c->time = INFINITY;
     if ((rc = tp_results_foreach_eval(c->db, t->id, collect_eval, c, c->err, c->errlen)) < 0)
         return rc;
+    /* A failed trial did not reach the target, whatever its evals say before it failed. */
+    if (t->status == TP_TRIAL_FAILED)
+        c->time = INFINITY;
     if (strcmp(t->ruleset, "self") == 0)
         c->set->t->self_tuning = 1;
     if (set_add(c->set, t->submission, t->workload, t->variant, t->study, t->trial_index, c->time) <

@@ -30,6 +30,7 @@
 #include "core/results.h"
 #include "core/report.h"
 #include "core/runner.h"
+#include "core/sandbox.h"
 #include "core/score.h"
 #include "core/spec.h"
 #include "core/sweep.h"
@@ -65,7 +66,11 @@ static const char *usage_text =
     "  --clock wall|cpu|steps timing clock (default wall; steps: 1 ms a step, reproducible)\n"
     "  --max-steps N          stop after N steps (training complete)\n"
     "  --threads N            OpenBLAS threads in the worker (default 1)\n"
-    "  --wall-limit S         kill the worker after S wall seconds (default 2*budget+120)\n"
+    "  --wall-limit S         kill the worker after S wall seconds (default: the clock's\n"
+    "                         budget + an eval allowance of 1 x budget + 120 s)\n"
+    "  --silence-limit S      kill a worker that sends no event for S s (default\n"
+    "                         max(60, 10 x eval period))\n"
+    "  --memory-limit BYTES   the worker's address-space limit (e.g. 8G; default 16G)\n"
     "  --results DIR          results directory (default ./results)\n"
     "  --plugins DIR          plugin directory (default $TRAINPERF_PLUGINS or %s)\n"
     "  --workloads DIR        workload directory (default $TRAINPERF_WORKLOADS or %s)\n"
@@ -122,16 +127,22 @@ static int cmd_run(int argc, char **argv)
     tp_trial_spec *spec = &q.spec;
     tp_spec_init(spec);
     const char *workload = NULL, *results_dir = "results", *workloads = NULL;
-    double wall_limit = 0;
+    double wall_limit = 0, silence_limit = 0;
+    uint64_t memory_limit = 0;
     int quiet = 0;
     /* The trial's own options (shared with the worker) plus the host's. */
-    enum { O_WL = 1, O_WALL, O_RES, O_WLDIR, O_QUIET };
+    enum { O_WL = 1, O_WALL, O_RES, O_WLDIR, O_QUIET, O_SILENCE, O_MEMORY };
     static const struct option host_opts[] = {
-        {"workload", required_argument, 0, O_WL}, {"wall-limit", required_argument, 0, O_WALL},
-        {"results", required_argument, 0, O_RES}, {"workloads", required_argument, 0, O_WLDIR},
-        {"quiet", no_argument, 0, O_QUIET},       {0, 0, 0, 0},
+        {"workload", required_argument, 0, O_WL},
+        {"wall-limit", required_argument, 0, O_WALL},
+        {"results", required_argument, 0, O_RES},
+        {"workloads", required_argument, 0, O_WLDIR},
+        {"quiet", no_argument, 0, O_QUIET},
+        {"silence-limit", required_argument, 0, O_SILENCE},
+        {"memory-limit", required_argument, 0, O_MEMORY},
+        {0, 0, 0, 0},
     };
-    struct option opts[TP_SPEC_NUM_OPTIONS + 6];
+    struct option opts[TP_SPEC_NUM_OPTIONS + 8];
     memcpy(opts, tp_spec_options, (TP_SPEC_NUM_OPTIONS - 1) * sizeof *opts);
     memcpy(opts + TP_SPEC_NUM_OPTIONS - 1, host_opts, sizeof host_opts);
     char err[ERRLEN] = "";
@@ -156,6 +167,21 @@ static int cmd_run(int argc, char **argv)
                 fprintf(stderr,
                         "trainperf run: --wall-limit: bad value '%s': expected seconds > 0\n",
                         optarg);
+                return 2;
+            }
+            break;
+        case O_SILENCE:
+            silence_limit = strtod(optarg, &end);
+            if (*end || !(silence_limit > 0)) {
+                fprintf(stderr,
+                        "trainperf run: --silence-limit: bad value '%s': expected seconds > 0\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case O_MEMORY:
+            if (tp_sandbox_parse_bytes(optarg, &memory_limit, err, sizeof err) < 0) {
+                fprintf(stderr, "trainperf run: --memory-limit: %s\n", err);
                 return 2;
             }
             break;
@@ -254,7 +280,10 @@ static int cmd_run(int argc, char **argv)
              spec->variant ? spec->variant : "", spec->optimizer);
     q.worker_path = wpath;
     spec->workload_config = cfg_path;
-    q.wall_limit = wall_limit > 0 ? wall_limit : 2 * cfg.budget + 120;
+    q.wall_limit = wall_limit; /* 0: tp_runner_default_wall_limit */
+    q.silence_limit = silence_limit;
+    q.eval_period = cfg.eval_period;
+    q.memory_limit = memory_limit;
     q.log_path = logpath;
     q.progress =
         quiet ? TP_PROGRESS_NONE : (isatty(STDOUT_FILENO) ? TP_PROGRESS_LINE : TP_PROGRESS_PLAIN);
@@ -315,7 +344,9 @@ static int cmd_sweep(int argc, char **argv)
 {
     const char *results = NULL, *plugins = NULL, *workloads = NULL, *file = NULL;
     int jobs = 0, quiet = 0;
-    double wall_limit = 0;
+    double wall_limit = 0, silence_limit = 0;
+    uint64_t memory_limit = 0;
+    char err[ERRLEN];
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         char *end;
@@ -337,13 +368,26 @@ static int cmd_sweep(int argc, char **argv)
                 fprintf(stderr, "trainperf sweep: --wall-limit: expected seconds > 0\n");
                 return 2;
             }
+        } else if (!strcmp(a, "--silence-limit") && i + 1 < argc) {
+            silence_limit = strtod(argv[++i], &end);
+            if (*end || !(silence_limit > 0)) {
+                fprintf(stderr, "trainperf sweep: --silence-limit: expected seconds > 0\n");
+                return 2;
+            }
+        } else if (!strcmp(a, "--memory-limit") && i + 1 < argc) {
+            if (tp_sandbox_parse_bytes(argv[++i], &memory_limit, err, sizeof err) < 0) {
+                fprintf(stderr, "trainperf sweep: --memory-limit: %s\n", err);
+                return 2;
+            }
         } else if (!strcmp(a, "--quiet"))
             quiet = 1;
         else if (a[0] != '-' && !file)
             file = a;
         else {
             fprintf(stderr, "usage: trainperf sweep SWEEP.cfg [--results DIR] [--jobs N] "
-                            "[--plugins DIR] [--workloads DIR] [--wall-limit S] [--quiet]\n");
+                            "[--plugins DIR] [--workloads DIR] [--wall-limit S]\n"
+                            "                       [--silence-limit S] [--memory-limit BYTES] "
+                            "[--quiet]\n");
             return 2;
         }
     }
@@ -351,7 +395,7 @@ static int cmd_sweep(int argc, char **argv)
         fprintf(stderr, "usage: trainperf sweep SWEEP.cfg [options]\n");
         return 2;
     }
-    char err[ERRLEN], wpath[PATH_MAX];
+    char wpath[PATH_MAX];
     if (worker_path(wpath, sizeof wpath) < 0) {
         fprintf(stderr, "trainperf sweep: cannot find trainperf-worker next to trainperf (set "
                         "TRAINPERF_WORKER)\n");
@@ -378,6 +422,8 @@ static int cmd_sweep(int argc, char **argv)
         .progress = quiet ? TP_PROGRESS_NONE
                           : (isatty(STDOUT_FILENO) ? TP_PROGRESS_LINE : TP_PROGRESS_PLAIN),
         .wall_limit = wall_limit,
+        .silence_limit = silence_limit,
+        .memory_limit = memory_limit,
     };
     tp_sweep_stats st;
     int rc = tp_sweep_run(&cfg, &env, &st, err, sizeof err);

@@ -30,6 +30,7 @@ typedef struct column {
     char *variant;  /* NULL for the base */
     char *config_path;
     double budget; /* scaled */
+    double eval_period;
     const char *metric;
     int maximize;
     double validation_target, test_target;
@@ -147,6 +148,7 @@ static int add_column(sweep *S, const char *path, const char *variant, char *err
     col->variant = xstrdup(variant);
     col->config_path = xstrdup(path);
     col->budget = cfg.budget * c->budget_scale * (c->ruleset == TP_RULESET_SELF ? 1.5 : 1.0);
+    col->eval_period = cfg.eval_period;
     col->metric = d->metric;
     col->maximize = d->maximize;
     col->validation_target = cfg.validation_target;
@@ -299,8 +301,10 @@ static int plan_trials(sweep *S)
                     sp->hparams = *p->hparams ? p->hparams : NULL;
                     sp->seed = tp_mix64(c->seed ^ tp_mix64((uint64_t)k * 1000003u + (uint64_t)i));
                     sp->clock = (tp_clock_kind)c->clock;
-                    q->wall_limit =
-                        S->env->wall_limit > 0 ? S->env->wall_limit : 2 * col->budget + 120;
+                    q->wall_limit = S->env->wall_limit; /* 0: the runner's default */
+                    q->silence_limit = S->env->silence_limit;
+                    q->eval_period = col->eval_period;
+                    q->memory_limit = S->env->memory_limit;
                     q->progress = TP_PROGRESS_NONE;
                     q->label = p->label;
                     q->metric = col->metric;

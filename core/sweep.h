@@ -29,7 +29,9 @@ typedef struct tp_sweep_env {
     const char *workloads_dir;
     const char *results_dir; /* NULL: the config's (or "results/sweep") */
     tp_progress_mode progress;
-    double wall_limit; /* per trial; 0: 2 x budget + 120 s */
+    double wall_limit;     /* per trial; 0: tp_runner_default_wall_limit */
+    double silence_limit;  /* per trial; 0: tp_runner_default_silence_limit */
+    uint64_t memory_limit; /* the workers' address-space limit; 0: the worker's default */
 } tp_sweep_env;
 
 typedef struct tp_sweep_stats {

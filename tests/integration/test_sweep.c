@@ -135,7 +135,7 @@ static int cmp_double(const void *a, const void *b)
 }
 
 /* Time to target of each trial straight from SQL: the score of its first eval (by index) at or
- * above the recorded validation target. */
+ * above the recorded validation target; failed trials never reached it. */
 static double trial_time(sqlite3 *h, const char *sub, const char *variant, int study, int trial)
 {
     sqlite3_stmt *st;
@@ -143,6 +143,7 @@ static double trial_time(sqlite3 *h, const char *sub, const char *variant, int s
                                         "SELECT e.score FROM evals e JOIN trials t ON t.id = "
                                         "e.trial_id WHERE t.submission = ?1 AND t.variant = ?2 "
                                         "AND t.study = ?3 AND t.trial_index = ?4 AND "
+                                        "t.status != 'failed' AND "
                                         "e.validation_metric >= t.validation_target "
                                         "ORDER BY e.eval_index LIMIT 1",
                                         -1, &st, NULL),

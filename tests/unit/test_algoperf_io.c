@@ -687,6 +687,33 @@ static void round_trip_database_export_import(void **state)
     tp_results_close(db);
 }
 
+/* Scoring treats a failed trial as "did not reach the target", even when an eval before the
+ * failure did reach it (issue 4's failure taxonomy). */
+static void collect_failed_trial_never_reaches(void **state)
+{
+    const char *dir = ((const tmp *)*state)->dir;
+    tp_results *db = NULL;
+    if (tp_results_open(dir, &db, err, sizeof err) != 0)
+        fail_msg("open: %s", err);
+    ADD(db, "adamw", "external", "", 0, 0, 0.885, {1.0, 0.90}, {2.0, 0.91});
+    int64_t id = 0;
+    const ev evs[] = {{1.0, 0.90}, {2.0, 0.91}};
+    id = add_trial(db, "sgd", "external", "", 0, 0, 0.885, evs, 2);
+    tp_trial_end end = {.status = TP_TRIAL_FAILED,
+                        .reason = TP_ECRASH,
+                        .message = "signal 11",
+                        .steps = 200,
+                        .time_to_target = 1.0};
+    if (tp_results_end_trial(db, id, &end, err, sizeof err) != 0)
+        fail_msg("end_trial: %s", err);
+    tp_algoperf_trials *t = NULL;
+    assert_int_equal(tp_algoperf_collect(db, NULL, &t, err, sizeof err), 0);
+    assert_true(trial_time(t, "adamw", "fmnist_mlp", "", 0, 1) == 1.0); /* trial 1 = index 0 */
+    assert_true(isinf(trial_time(t, "sgd", "fmnist_mlp", "", 0, 1)));
+    tp_algoperf_trials_free(t);
+    tp_results_close(db);
+}
+
 static void collect_rulesets_and_variants(void **state)
 {
     tmp *d = *state;
@@ -757,6 +784,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(export_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(round_trip_database_export_import, setup, teardown),
         cmocka_unit_test_setup_teardown(collect_rulesets_and_variants, setup, teardown),
+        cmocka_unit_test_setup_teardown(collect_failed_trial_never_reaches, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
