@@ -136,11 +136,12 @@ int tp_event_decoder_feed(tp_event_decoder *d, const void *data, size_t len,
 {
     const unsigned char *p = data;
     tp_event_header h;
-    if (d->seen_end && len > 0) {
-        snprintf(err, errlen, "data after the end of the event stream");
-        return TP_EPROTO;
-    }
     while (len > 0) {
+        /* Per frame, not per call: bytes after the end may arrive in the same read. */
+        if (d->seen_end) {
+            snprintf(err, errlen, "data after the end of the event stream");
+            return TP_EPROTO;
+        }
         if (d->have < sizeof h) {
             /* Header: validated as soon as it is complete, before its size is trusted. */
             size_t take = sizeof h - d->have;

@@ -231,6 +231,35 @@ static void test_setup_failure_ends_without_hello(void **state)
     assert_int_equal(s.ev[0].u.end.reason, TP_ECONFIG);
 }
 
+/* Bytes after the end event are refused however the stream is split (found by fuzzing: one
+ * trailing byte in the same read as the end used to be buffered silently). */
+static void test_trailing_byte_after_end(void **state)
+{
+    (void)state;
+    tp_event_hello h = hello();
+    tp_event_end end = end_ok(0, 0);
+    tp_event_type t[] = {TP_EVENT_HELLO, TP_EVENT_END};
+    const void *p[] = {&h, &end};
+    size_t sz[] = {sizeof h, sizeof end};
+    unsigned char buf[4096];
+    size_t n = frames(buf, sizeof buf, 2, t, p, sz);
+    buf[n++] = 0x42;
+    for (int bytewise = 0; bytewise < 2; bytewise++) {
+        tp_event_decoder d;
+        tp_event_decoder_init(&d);
+        sink s = {.n = 0};
+        char err[256] = "";
+        int rc = 0;
+        if (bytewise)
+            for (size_t i = 0; i < n && rc == 0; i++)
+                rc = tp_event_decoder_feed(&d, buf + i, 1, collect, &s, err, sizeof err);
+        else
+            rc = tp_event_decoder_feed(&d, buf, n, collect, &s, err, sizeof err);
+        assert_int_equal(rc, TP_EPROTO);
+        assert_non_null(strstr(err, "after the end"));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -239,6 +268,7 @@ int main(void)
         cmocka_unit_test(test_refuses_wrong_size),
         cmocka_unit_test(test_refuses_bad_content),
         cmocka_unit_test(test_setup_failure_ends_without_hello),
+        cmocka_unit_test(test_trailing_byte_after_end),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
