@@ -596,8 +596,30 @@ static char *dir_of(const char *path)
     return dup_range(path, (size_t)(slash - path));
 }
 
+int tp__config_refuse_include(const char *file, const char *text, char *err, size_t errlen)
+{
+    int line = 1;
+    for (const char *p = text; *p; line++) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (strncmp(p, "@include", 8) == 0) {
+            tp__errf(err, errlen,
+                     "%s:%d: @include is not supported: write the settings in this file", file,
+                     line);
+            return TP_ECONFIG;
+        }
+        const char *nl = strchr(p, '\n');
+        if (nl == NULL)
+            break;
+        p = nl + 1;
+    }
+    return TP_OK;
+}
+
 /* Read and parse a libconfig file into cfg (initialised by the caller, destroyed by the
- * caller too); *incdir is the file's directory (caller frees). */
+ * caller too); *incdir is the file's directory (caller frees). The text is checked for
+ * @include first: libconfig 1.5 ends the process (exit(2), "input in flex scanner failed")
+ * when an include names a directory, so includes are refused (found by fuzzing). */
 static int read_config_file(const char *path, config_t *cfg, char **incdir, char *err,
                             size_t errlen)
 {
@@ -610,21 +632,37 @@ static int read_config_file(const char *path, config_t *cfg, char **incdir, char
             fclose(fp);
         return TP_EIO;
     }
+    size_t cap = (size_t)st.st_size + 1, len = 0;
+    char *text = malloc(cap);
+    if (text != NULL)
+        len = fread(text, 1, cap - 1, fp);
     fclose(fp);
     *incdir = dir_of(path);
-    if (*incdir == NULL) {
+    if (text == NULL || *incdir == NULL) {
+        free(text);
         tp__errf(err, errlen, "%s: out of memory", path);
         return TP_ENOMEM;
     }
+    text[len] = '\0';
+    if (strlen(text) != len) {
+        free(text);
+        tp__errf(err, errlen, "%s:1: not a text file (it holds a NUL byte)", path);
+        return TP_ECONFIG;
+    }
+    int rc = tp__config_refuse_include(path, text, err, errlen);
     config_set_include_dir(cfg, *incdir);
-    if (config_read_file(cfg, path) != CONFIG_TRUE) {
+    int ok = rc == TP_OK && config_read_string(cfg, text) == CONFIG_TRUE;
+    free(text);
+    if (rc != TP_OK)
+        return rc;
+    if (!ok) {
         const char *efile = config_error_file(cfg) ? config_error_file(cfg) : path;
-        const char *text = config_error_text(cfg) ? config_error_text(cfg) : "unknown error";
+        const char *why = config_error_text(cfg) ? config_error_text(cfg) : "unknown error";
         if (config_error_type(cfg) == CONFIG_ERR_FILE_IO) {
-            tp__errf(err, errlen, "%s: cannot read: %s", efile, text);
+            tp__errf(err, errlen, "%s: cannot read: %s", efile, why);
             return TP_EIO;
         }
-        tp__errf(err, errlen, "%s:%d: syntax error: %s", efile, config_error_line(cfg), text);
+        tp__errf(err, errlen, "%s:%d: syntax error: %s", efile, config_error_line(cfg), why);
         return TP_ECONFIG;
     }
     return TP_OK;

@@ -157,6 +157,10 @@ int tp_config_load_sweep(const char *path, tp_sweep_config *out, char *err, size
 void tp_config_free_sweep(tp_sweep_config *c); /* free of a zeroed struct is a no-op */
 const char *tp_ruleset_name(tp_ruleset r);     /* "external" / "self" */
 
+/* TP_ECONFIG naming file and line when text has an @include directive. libconfig 1.5 ends
+ * the whole process on some includes, so trainperf's files are self-contained. */
+int tp__config_refuse_include(const char *file, const char *text, char *err, size_t errlen);
+
 /* A parsed "name=value,name=value" list of numeric hyperparameters (--hparams). */
 typedef struct tp_kv {
     char *key;

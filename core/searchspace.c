@@ -64,6 +64,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include "core/searchspace.h"
+#include "core/config.h"
 #include "core/error.h"
 #include "core/mt19937.h"
 #include "core/searchspace_internal.h"
@@ -910,7 +911,9 @@ static int load_json(loader *L)
 static int load_cfg(loader *L)
 {
     config_t cfg;
-    int rc = TP_OK;
+    int rc = tp__config_refuse_include(L->file, L->text, L->err, L->errlen);
+    if (rc != TP_OK)
+        return rc;
     config_init(&cfg);
     if (config_read_string(&cfg, L->text) != CONFIG_TRUE) {
         const char *text = config_error_text(&cfg) ? config_error_text(&cfg) : "unknown error";

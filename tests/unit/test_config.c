@@ -124,6 +124,7 @@ static void test_load_errors(void **state)
         {"unknown_target_key.cfg",
          "9: workload.targets.train: unknown key; expected one of: validation, test"},
         {"list_in_data.cfg", "10: workload.data.classes: lists and arrays are not supported"},
+        {"include.cfg", "3: @include is not supported: write the settings in this file"},
         {"variant_no_targets.cfg", "10: workload.variants[1].targets: missing; a variant has "
                                    "its own targets"},
         {"variant_dup.cfg", "10: workload.variants[1].name: \"tanh\" names another variant"},
