@@ -23,6 +23,8 @@
 
 #include <cmocka.h>
 
+#include "tp_test.h"
+
 #include <trainperf/trainperf.h>
 
 #include "core/results.h"
@@ -350,14 +352,7 @@ static void test_check_command(void **state)
 static int setup(void **state)
 {
     (void)state;
-    /* In a sanitizer build, ASan's own SEGV handler would turn the hostile plugin's crash into
-     * a report and exit status 1; the workers must die of the signal as in a normal build. */
-    static char asan[1024];
-    const char *old = getenv("ASAN_OPTIONS");
-    snprintf(asan, sizeof asan, "%s%shandle_segv=0", old ? old : "", old && *old ? ":" : "");
-    setenv("ASAN_OPTIONS", asan, 1);
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tp_e2e_XXXXXX");
-    if (!mkdtemp(tmpdir))
+    if (tp_test_tmpdir(tmpdir, sizeof tmpdir, "e2e") < 0)
         return -1;
     snprintf(plugdir, sizeof plugdir, "%s/plugins", tmpdir);
     if (mkdir(plugdir, 0755) < 0)
@@ -379,11 +374,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    if (getenv("TP_KEEP_TMP"))
-        return 0;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tp_test_tmpdir_remove(tmpdir);
 }
 
 int main(void)

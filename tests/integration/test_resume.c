@@ -22,6 +22,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "tp_test.h"
 #include <sqlite3.h>
 
 #include <trainperf/trainperf.h>
@@ -216,12 +218,7 @@ static void test_kill_and_resume(void **state)
 static int setup(void **state)
 {
     (void)state;
-    static char asan[1024];
-    const char *old = getenv("ASAN_OPTIONS");
-    snprintf(asan, sizeof asan, "%s%shandle_segv=0", old ? old : "", old && *old ? ":" : "");
-    setenv("ASAN_OPTIONS", asan, 1);
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tp_resume_XXXXXX");
-    if (!mkdtemp(tmpdir))
+    if (tp_test_tmpdir(tmpdir, sizeof tmpdir, "resume") < 0)
         return -1;
     snprintf(cfg, sizeof cfg, "%s/sweep.cfg", tmpdir);
     FILE *f = fopen(cfg, "w");
@@ -257,11 +254,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    if (getenv("TP_KEEP_TMP"))
-        return 0;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tp_test_tmpdir_remove(tmpdir);
 }
 
 int main(void)

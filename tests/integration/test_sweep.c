@@ -21,6 +21,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "tp_test.h"
 #include <sqlite3.h>
 
 #include <trainperf/trainperf.h>
@@ -432,22 +434,13 @@ static void test_sweep_config_errors(void **state)
 static int setup(void **state)
 {
     (void)state;
-    static char asan[1024];
-    const char *old = getenv("ASAN_OPTIONS");
-    snprintf(asan, sizeof asan, "%s%shandle_segv=0", old ? old : "", old && *old ? ":" : "");
-    setenv("ASAN_OPTIONS", asan, 1);
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tp_sweep_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return tp_test_tmpdir(tmpdir, sizeof tmpdir, "sweep");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    if (getenv("TP_KEEP_TMP"))
-        return 0;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tp_test_tmpdir_remove(tmpdir);
 }
 
 int main(void)

@@ -24,6 +24,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "tp_test.h"
 #include <uv.h>
 
 #include <trainperf/trainperf.h>
@@ -338,18 +340,13 @@ static void test_default_limits(void **state)
 static int setup(void **state)
 {
     (void)state;
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tp_reasons_XXXXXX");
-    return mkdtemp(tmpdir) ? 0 : -1;
+    return tp_test_tmpdir(tmpdir, sizeof tmpdir, "reasons");
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    if (getenv("TP_KEEP_TMP"))
-        return 0;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tp_test_tmpdir_remove(tmpdir);
 }
 
 int main(void)

@@ -31,6 +31,8 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+
+#include "tp_test.h"
 #include <sqlite3.h>
 #include <uv.h>
 
@@ -688,8 +690,7 @@ static int setup(void **state)
     snprintf(asan, sizeof asan, "%s%shandle_segv=0:detect_leaks=0:allocator_may_return_null=1",
              old ? old : "", old && *old ? ":" : "");
     setenv("ASAN_OPTIONS", asan, 1);
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/tp_sandbox_XXXXXX");
-    if (!mkdtemp(tmpdir))
+    if (tp_test_tmpdir(tmpdir, sizeof tmpdir, "sandbox") < 0)
         return -1;
     snprintf(plugdir, sizeof plugdir, "%s/plugins", tmpdir);
     snprintf(results, sizeof results, "%s/results", tmpdir);
@@ -721,11 +722,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    if (getenv("TP_KEEP_TMP"))
-        return 0;
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    return system(cmd) == 0 ? 0 : -1;
+    return tp_test_tmpdir_remove(tmpdir);
 }
 
 int main(void)
