@@ -36,31 +36,12 @@
 static char tmpdir[256];
 static char plugdir[300];
 
-/* Run build/trainperf with argv (after the program name); stdout+stderr to a file printed on
- * failure. Returns the exit status. */
+/* `trainperf ARGS`, its output in <tmpdir>/out.txt. */
 static int tool(char *const *args)
 {
-    char *argv[64];
-    int n = 0;
-    argv[n++] = TP_TEST_BINARY_DIR "/trainperf";
-    for (int i = 0; args[i] && n < 63; i++)
-        argv[n++] = args[i];
-    argv[n] = NULL;
     char out[512];
     snprintf(out, sizeof out, "%s/out.txt", tmpdir);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        FILE *f = freopen(out, "w", stdout);
-        if (!f || dup2(fileno(stdout), 2) < 0)
-            _exit(99);
-        execv(argv[0], argv);
-        _exit(98);
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st));
-    return WEXITSTATUS(st);
+    return tp_test_trainperf(out, (const char *const *)args);
 }
 
 /* `trainperf run ARGS --results RESULTS --plugins <the test's folder> --quiet` */
@@ -82,26 +63,16 @@ static int trainperf(const char *results, const char *const *args)
 
 static int output_contains(const char *needle)
 {
-    char path[512], buf[65536];
+    char path[512];
     snprintf(path, sizeof path, "%s/out.txt", tmpdir);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return strstr(buf, needle) != NULL;
+    return tp_test_file_contains(path, needle);
 }
 
 static void show_output(void)
 {
-    char path[512], line[1024];
+    char path[512];
     snprintf(path, sizeof path, "%s/out.txt", tmpdir);
-    FILE *f = fopen(path, "r");
-    while (f && fgets(line, sizeof line, f))
-        fprintf(stderr, "    | %s", line);
-    if (f)
-        fclose(f);
+    tp_test_show_file(path);
 }
 
 typedef struct collected {

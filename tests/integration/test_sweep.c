@@ -33,46 +33,26 @@
 
 static char tmpdir[256];
 
+/* `trainperf sweep CFG` into <tmpdir>/results, its output in <tmpdir>/<out_name> (shown when it
+ * fails). */
 static int run_sweep(const char *cfg, const char *out_name)
 {
     char out[512], results[512];
     snprintf(out, sizeof out, "%s/%s", tmpdir, out_name);
     snprintf(results, sizeof results, "%s/results", tmpdir);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        FILE *f = freopen(out, "w", stdout);
-        if (!f || dup2(fileno(stdout), 2) < 0)
-            _exit(99);
-        execl(TP_TEST_BINARY_DIR "/trainperf", "trainperf", "sweep", cfg, "--results", results,
-              "--plugins", TP_TEST_PLUGIN_DIR, (char *)NULL);
-        _exit(98);
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st));
-    if (WEXITSTATUS(st) != 0) {
-        char line[1024];
-        FILE *f = fopen(out, "r");
-        while (f && fgets(line, sizeof line, f))
-            fprintf(stderr, "    | %s", line);
-        if (f)
-            fclose(f);
-    }
-    return WEXITSTATUS(st);
+    const char *args[] = {"sweep", cfg, "--results", results, "--plugins", TP_TEST_PLUGIN_DIR,
+                          NULL};
+    int rc = tp_test_trainperf(out, args);
+    if (rc != 0)
+        tp_test_show_file(out);
+    return rc;
 }
 
 static int output_contains(const char *out_name, const char *needle)
 {
-    char path[512], buf[1 << 16];
+    char path[512];
     snprintf(path, sizeof path, "%s/%s", tmpdir, out_name);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return strstr(buf, needle) != NULL;
+    return tp_test_file_contains(path, needle);
 }
 
 typedef struct row {
@@ -360,20 +340,11 @@ static void test_self_tuning(void **state)
           f);
     fclose(f);
     snprintf(results, sizeof results, "%s/self_results", tmpdir);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        char out[600];
-        snprintf(out, sizeof out, "%s/self.txt", tmpdir);
-        if (!freopen(out, "w", stdout) || dup2(fileno(stdout), 2) < 0)
-            _exit(99);
-        execl(TP_TEST_BINARY_DIR "/trainperf", "trainperf", "sweep", cfg, "--results", results,
-              "--plugins", TP_TEST_PLUGIN_DIR, (char *)NULL);
-        _exit(98);
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    char out[600];
+    snprintf(out, sizeof out, "%s/self.txt", tmpdir);
+    const char *args[] = {"sweep", cfg, "--results", results, "--plugins", TP_TEST_PLUGIN_DIR,
+                          NULL};
+    assert_int_equal(tp_test_trainperf(out, args), 0);
 
     tp_results *db;
     char err[512];

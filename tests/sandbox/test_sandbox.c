@@ -334,28 +334,6 @@ static int survivors(const char *marker)
 
 /* -- the sweep ------------------------------------------------------------------------------ */
 
-static int output_contains(const char *path, const char *needle)
-{
-    static char buf[1 << 18];
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return strstr(buf, needle) != NULL;
-}
-
-static void show_file(const char *path)
-{
-    char line[1024];
-    FILE *f = fopen(path, "r");
-    while (f && fgets(line, sizeof line, f))
-        fprintf(stderr, "    | %s", line);
-    if (f)
-        fclose(f);
-}
-
 typedef struct row {
     int64_t id;
     char submission[64], message[640];
@@ -430,20 +408,9 @@ static void write_sweep_config(const char *cfg)
 
 static int run_sweep(const char *cfg, const char *out)
 {
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        FILE *f = freopen(out, "w", stdout);
-        if (!f || dup2(fileno(stdout), 2) < 0)
-            _exit(99);
-        execl(TP_TEST_BINARY_DIR "/trainperf", "trainperf", "sweep", cfg, "--results", results,
-              "--plugins", plugdir, "--wall-limit", WALL_LIMIT, (char *)NULL);
-        _exit(98);
-    }
-    int st;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st));
-    return WEXITSTATUS(st);
+    const char *args[] = {"sweep",        cfg,        "--results", results, "--plugins", plugdir,
+                          "--wall-limit", WALL_LIMIT, NULL};
+    return tp_test_trainperf(out, args);
 }
 
 static void check_good_trial(const row *r)
@@ -508,7 +475,7 @@ static void test_hostile_sweep(void **state)
     double took = tp_clock_wall_now() - t0;
     print_message("the sweep of %zu trials took %.1f s\n", NUM_SWEEP, took);
     if (rc != 0)
-        show_file(out);
+        tp_test_show_file(out);
     assert_int_equal(rc, 0); /* the host carried on to the end */
 
     /* Nothing the fixtures went for changed; nothing of the sweep outlives it. */
@@ -543,7 +510,7 @@ static void test_hostile_sweep(void **state)
         char line[256];
         snprintf(line, sizeof line, "%s fmnist_mlp study 0 trial 0: failed (%s): ", e->name,
                  tp__reason_name(r->reason));
-        if (r->status == TP_TRIAL_FAILED && !output_contains(out, line)) {
+        if (r->status == TP_TRIAL_FAILED && !tp_test_file_contains(out, line)) {
             print_message("  the sweep did not print \"%s\"\n", line);
             ok = 0;
         }
@@ -568,7 +535,7 @@ static void test_hostile_sweep(void **state)
     check_good_trial(good);
     char planned[64];
     snprintf(planned, sizeof planned, ": %zu trials planned", NUM_SWEEP);
-    assert_true(output_contains(out, planned));
+    assert_true(tp_test_file_contains(out, planned));
 }
 
 /* -- limits the sweep cannot set yet, on one loop ------------------------------------------- */
