@@ -71,6 +71,9 @@ static const tp__abi_sig tp__sigs_1_0[TP_PLUGIN_FN_COUNT] = {
 static const tp__abi_version tp__abi_versions[] = {
     {TP_SDK_MAKE_VERSION(1, 0), TP__FIELD_END(tp_plugin_desc, select_batch),
      TP__FIELD_END(tp_hparam_decl, help), tp__sigs_1_0},
+    /* 1.1 added host->sym_eig to the host table only: descriptors and entry points are 1.0's. */
+    {TP_SDK_MAKE_VERSION(1, 1), TP__FIELD_END(tp_plugin_desc, select_batch),
+     TP__FIELD_END(tp_hparam_decl, help), tp__sigs_1_0},
 };
 
 #define TP__ABI_NVERSIONS (sizeof(tp__abi_versions) / sizeof(tp__abi_versions[0]))

@@ -27,7 +27,7 @@ add_dependencies(test_loader ${TP_LOADER_FIXTURES})
 
 # SDK compatibility: one fixture per frozen header, built against that header only (not
 # trainperf_sdk), which the current host must keep loading and calling.
-set(TP_COMPAT_VERSIONS 1.0)
+set(TP_COMPAT_VERSIONS 1.0 1.1)
 set(TP_COMPAT_FIXTURES)
 foreach(v IN LISTS TP_COMPAT_VERSIONS)
   string(REPLACE "." "_" vname ${v})

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "core/hostapi.h"
 #include "core/plugin.h"
 
 /* ---------------------------------------------------------------------------------------- */
@@ -172,6 +173,56 @@ static void test_v1_0(void **state)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* SDK 1.1 */
+
+static void test_v1_1(void **state)
+{
+    (void)state;
+    char errbuf[1024];
+    tp_plugin_lib *lib = NULL;
+    int rc = tp_plugin_lib_open(TP_FIXTURE_DIR "/compat_v1_1.so", &lib, errbuf, sizeof errbuf);
+    if (rc != 0)
+        fail_msg("the SDK 1.1 fixture is refused: %s", errbuf);
+    assert_int_equal(tp_plugin_lib_count(lib), 1);
+    const tp_plugin *opt = tp_plugin_lib_get(lib, 0);
+    assert_string_equal(opt->id, "compat_v1_1_eig");
+    assert_int_equal(opt->sdk_version, TP_SDK_MAKE_VERSION(1, 1));
+
+    tp_error err;
+    TP_STRUCT_INIT(&err, tp_error);
+    void *ost = NULL;
+
+    /* A host table of the 1.0 size: the 1.1 plugin sees no sym_eig and refuses to start. */
+    tp_host old = make_host();
+    old.struct_size = (uint32_t)(offsetof(tp_host, hparam) + sizeof old.hparam);
+    old.sym_eig = tp_hostapi_table()->sym_eig; /* past struct_size: must not be read */
+    assert_int_equal(tp_plugin_call_init(opt, &old, CTX, &ost, &err), TP_EABI);
+    assert_non_null(strstr(err.message, "sym_eig"));
+
+    /* The current host: sym_eig of [[2, 1], [1, 2]] is {1, 3}; each update moves by 3 lr. */
+    tp_host host = make_host();
+    host.sym_eig = tp_hostapi_table()->sym_eig;
+    TP_STRUCT_INIT(&err, tp_error);
+    assert_int_equal(tp_plugin_call_init(opt, &host, CTX, &ost, &err), TP_OK);
+    uint32_t idx[1] = {0};
+    tp_batch batch;
+    TP_STRUCT_INIT(&batch, tp_batch);
+    batch.size = batch.capacity = 1;
+    batch.idx = idx;
+    tp_update_args args;
+    TP_STRUCT_INIT(&args, tp_update_args);
+    args.batch = &batch;
+    args.lr_factor = 2.0;
+    for (uint64_t step = 0; step < 4; step++) {
+        args.step = step;
+        assert_int_equal(tp_plugin_call_update(opt, ost, &host, CTX, &args, &err), TP_OK);
+    }
+    for (int i = 0; i < NPARAMS; i++)
+        assert_float_equal(g_params[i], -4 * 0.125 * 2.0 * 3.0, 1e-5);
+    tp_plugin_lib_close(lib);
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* The frozen copy of the current version */
 
 static char *read_all(const char *path, size_t *n)
@@ -225,6 +276,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_current_header_matches_frozen_copy),
         cmocka_unit_test(test_v1_0),
+        cmocka_unit_test(test_v1_1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -488,24 +488,31 @@ static void test_refuse_endless(void **state)
 static void test_refuse_other_major(void **state)
 {
     (void)state;
-    EXPECT_REFUSED("major", TP_EABI, "tp_plugin_entry(0): sdk_version:",
-                   "built against SDK 2.0, this host speaks 1.x: rebuild against the SDK 1.0");
+    char want[128];
+    snprintf(want, sizeof want,
+             "built against SDK 2.0, this host speaks 1.x: rebuild against the SDK %d.%d",
+             TP_SDK_VERSION_MAJOR, TP_SDK_VERSION_MINOR);
+    EXPECT_REFUSED("major", TP_EABI, "tp_plugin_entry(0): sdk_version:", want);
 }
 
 static void test_refuse_newer_minor(void **state)
 {
     (void)state;
-    EXPECT_REFUSED("minor", TP_EABI, "tp_plugin_entry(0): sdk_version:",
-                   "built against SDK 1.1, newer than this host's 1.0");
+    char want[128];
+    snprintf(want, sizeof want, "built against SDK %d.%d, newer than this host's %d.%d",
+             TP_SDK_VERSION_MAJOR, TP_SDK_VERSION_MINOR + 1, TP_SDK_VERSION_MAJOR,
+             TP_SDK_VERSION_MINOR);
+    EXPECT_REFUSED("minor", TP_EABI, "tp_plugin_entry(0): sdk_version:", want);
 }
 
 static void test_refuse_small_struct(void **state)
 {
     (void)state;
     char want[128];
-    snprintf(want, sizeof want, "struct_size: %zu bytes, smaller than the %zu of an SDK 1.0",
+    snprintf(want, sizeof want, "struct_size: %zu bytes, smaller than the %zu of an SDK %d.%d",
              offsetof(tp_plugin_desc, hparams),
-             offsetof(tp_plugin_desc, select_batch) + sizeof(void *));
+             offsetof(tp_plugin_desc, select_batch) + sizeof(void *), TP_SDK_VERSION_MAJOR,
+             TP_SDK_VERSION_MINOR);
     EXPECT_REFUSED("small", TP_EABI, "tp_plugin_entry(0): struct_size", want, "TP_STRUCT_INIT");
 }
 
@@ -736,15 +743,15 @@ static void test_check_good(void **state)
     char *out = check_output(fixture("loader_good"), &rc);
     if (rc != 0)
         fail_msg("check refused loader_good.so:\n%s", out);
-    assert_mentions(out, "checking ", fixture("loader_good"),
-                    "tp_plugin_entry(0) 'fixture_sgd': optimizer, SDK 1.0",
-                    "description: SGD that records its arguments",
-                    "entry points: get_batch_size init update precondition destroy",
-                    "optional, absent: prepare_for_eval",
-                    "tp_plugin_entry(1) 'fixture_sched': schedule, SDK 1.0",
-                    "entry points: lr_factor", "optional, absent: init destroy",
-                    "hyperparameters: none", "'fixture.select-7': data selection", "OK: 3 plugins",
-                    NULL);
+    char sdk[32];
+    snprintf(sdk, sizeof sdk, "SDK %d.%d\n", TP_SDK_VERSION_MAJOR, TP_SDK_VERSION_MINOR);
+    assert_mentions(
+        out, "checking ", fixture("loader_good"), "tp_plugin_entry(0) 'fixture_sgd': optimizer, ",
+        sdk, "description: SGD that records its arguments",
+        "entry points: get_batch_size init update precondition destroy",
+        "optional, absent: prepare_for_eval", "tp_plugin_entry(1) 'fixture_sched': schedule, ",
+        "entry points: lr_factor", "optional, absent: init destroy", "hyperparameters: none",
+        "'fixture.select-7': data selection", "OK: 3 plugins", NULL);
     /* The table: a header and one row per hyperparameter, columns aligned. */
     assert_mentions(out,
                     "    name             type   default  min     max     help\n"

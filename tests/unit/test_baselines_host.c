@@ -3,6 +3,8 @@
  */
 #include "test_baselines_host.h"
 
+#include "core/hostapi.h"
+
 #include <dlfcn.h>
 #include <math.h>
 #include <stdarg.h>
@@ -177,6 +179,16 @@ static int mock_per_example_loss(tp_ctx *ctx, const float *params, const tp_batc
 {
     if (batch == NULL || losses == NULL)
         return TP_EINVAL;
+    ctx->per_example_calls++;
+    ctx->per_example_examples += batch->size;
+    if (ctx->example_loss != NULL) {
+        for (uint32_t j = 0; j < batch->size; j++) {
+            if (batch->idx[j] >= ctx->ts.train_size)
+                return TP_ERANGE;
+            losses[j] = ctx->example_loss[batch->idx[j]];
+        }
+        return TP_OK;
+    }
     double l = 0.0;
     int rc = mock_loss_and_grad(ctx, params, batch, opts, NULL, &l);
     for (uint32_t j = 0; rc == TP_OK && j < batch->size; j++)
@@ -359,11 +371,17 @@ static const tp_host mock_host_table = {
     .log = mock_log,
     .train_state = mock_train_state,
     .hparam = mock_hparam,
+    .sym_eig = NULL, /* set from the real host table in mock_host() */
 };
 
 const tp_host *mock_host(void)
 {
-    return &mock_host_table;
+    static tp_host table;
+    if (table.struct_size == 0) {
+        table = mock_host_table;
+        table.sym_eig = tp_hostapi_table()->sym_eig;
+    }
+    return &table;
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -7,6 +7,9 @@
  * whose gradient ignores the batch (it is the "full batch" loss). The parameter buffer carries a
  * small table of named tensors (weight, bias, norm scale) when n is the default 10.
  *
+ * per_example_loss gives every example the batch loss, or a per-index table the test sets
+ * (example_loss). sym_eig is the real host's (LAPACK from OpenBLAS, core/hostapi.c).
+ *
  * The mock tracks every host->alloc and can be told to fail the k-th one, to fail
  * loss_and_grad with a code, or to freeze the gradient (write it on the first call only, for
  * timing the optimizer's own loop). Hyperparameters are looked up in values the test set, then
@@ -52,6 +55,12 @@ struct tp_ctx {
     uint32_t alloc_calls;
     int32_t fail_alloc_at; /* fail the alloc call with this 0-based number; -1: never */
     uint32_t bad_frees;    /* frees of pointers the mock did not hand out */
+
+    /* Per-example losses: when set (train_size floats), per_example_loss returns
+     * example_loss[idx[j]] for example j instead of the quadratic's loss. */
+    const float *example_loss;
+    uint32_t per_example_calls;
+    uint64_t per_example_examples; /* examples scored over all calls */
 
     /* loss_and_grad bookkeeping. */
     uint32_t grad_calls;

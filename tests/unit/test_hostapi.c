@@ -153,6 +153,8 @@ static void test_table_header(void **state)
     assert_int_equal(h->struct_size, sizeof(tp_host));
     assert_int_equal(h->sdk_version, TP_SDK_VERSION);
     assert_non_null(h->hparam); /* the last field of 1.0 */
+    assert_true(TP_FIELD_PRESENT(h, tp_host, sym_eig));
+    assert_non_null(h->sym_eig); /* added in 1.1 */
 }
 
 static void test_input_queue_epochs(void **state)
@@ -341,6 +343,62 @@ static void test_vector_kernels(void **state)
     assert_int_equal(h->gemm(0, 0, 2, 2, 3, 1.0f, NULL, bm, 0.0f, c), TP_EINVAL);
 }
 
+/* sym_eig against A = Q diag(d) Q^T built here from a known orthonormal Q (a product of
+ * Givens rotations), then A U = U diag(w) and U^T U = I on a random symmetric matrix. */
+static void test_sym_eig(void **state)
+{
+    const tp_host *h = tp_hostapi_table();
+    enum { N = 7 };
+    double q[N * N], a[N * N], w[N];
+    const double d[N] = {-2.0, 1e-6, 0.5, 3.0, 7.25, 10.0, 100.0};
+
+    for (int i = 0; i < N * N; i++)
+        q[i] = i % (N + 1) == 0 ? 1.0 : 0.0;
+    for (int r = 0; r < N - 1; r++) { /* q = q G(r, r+1, theta_r) */
+        double c = cos(0.3 + r), s = sin(0.3 + r);
+        for (int i = 0; i < N; i++) {
+            double x = q[i * N + r], y = q[i * N + r + 1];
+            q[i * N + r] = c * x - s * y;
+            q[i * N + r + 1] = s * x + c * y;
+        }
+    }
+    for (int i = 0; i < N; i++)
+        for (int j = 0; j < N; j++) {
+            double acc = 0.0;
+            for (int k = 0; k < N; k++)
+                acc += q[i * N + k] * d[k] * q[j * N + k];
+            a[i * N + j] = acc;
+        }
+    double a0[N * N];
+    memcpy(a0, a, sizeof a);
+    assert_int_equal(h->sym_eig(N, a, w), TP_OK);
+    double max_w = 0.0, max_res = 0.0, max_orth = 0.0;
+    for (int k = 0; k < N; k++) /* ascending, and d is sorted */
+        max_w = fmax(max_w, fabs(w[k] - d[k]) / fmax(1.0, fabs(d[k])));
+    for (int k = 0; k < N; k++)
+        for (int i = 0; i < N; i++) {
+            double av = 0.0, uu = 0.0;
+            for (int j = 0; j < N; j++) {
+                av += a0[i * N + j] * a[j * N + k];
+                uu += a[j * N + i] * a[j * N + k];
+            }
+            max_res = fmax(max_res, fabs(av - w[k] * a[i * N + k]));
+            max_orth = fmax(max_orth, fabs(uu - (i == k ? 1.0 : 0.0)));
+        }
+    print_message("sym_eig n=%d: eigenvalue error %.2g, |AU - UW| %.2g, |U^T U - I| %.2g\n", N,
+                  max_w, max_res, max_orth);
+    assert_true(max_w < 1e-12);
+    assert_true(max_res < 1e-11);
+    assert_true(max_orth < 1e-12);
+
+    /* Refusals: NULL, n = 0, a non-finite entry. */
+    assert_int_equal(h->sym_eig(N, NULL, w), TP_EINVAL);
+    assert_int_equal(h->sym_eig(N, a, NULL), TP_EINVAL);
+    assert_int_equal(h->sym_eig(0, a, w), TP_EINVAL);
+    a[3] = NAN;
+    assert_int_equal(h->sym_eig(N, a, w), TP_ERANGE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,6 +409,7 @@ int main(void)
         cmocka_unit_test(test_loss_and_grad_forwarding),
         cmocka_unit_test(test_hparams_and_state),
         cmocka_unit_test(test_vector_kernels),
+        cmocka_unit_test(test_sym_eig),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

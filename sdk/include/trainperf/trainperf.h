@@ -1,5 +1,5 @@
 /*
- * trainperf.h - the trainperf submission SDK, version 1.0.
+ * trainperf.h - the trainperf submission SDK, version 1.1.
  *
  * This is the only header a trainperf submission includes. It defines the contract between the
  * trainperf worker (the "host") and a submission plugin: an optimizer, a learning-rate
@@ -60,7 +60,7 @@ extern "C" {
 /* Versions */
 
 #define TP_SDK_VERSION_MAJOR              1
-#define TP_SDK_VERSION_MINOR              0
+#define TP_SDK_VERSION_MINOR              1
 #define TP_SDK_MAKE_VERSION(major, minor) ((uint32_t)(((uint32_t)(major) << 16) | (minor)))
 #define TP_SDK_VERSION                    TP_SDK_MAKE_VERSION(TP_SDK_VERSION_MAJOR, TP_SDK_VERSION_MINOR)
 #define TP_SDK_VERSION_MAJOR_OF(v)        ((uint32_t)(v) >> 16)
@@ -334,6 +334,18 @@ typedef struct tp_host {
     /* The value of a hyperparameter this plugin declared (the trial's value or the default).
      * TP_ENOENT when the plugin did not declare `name`. */
     int (*hparam)(tp_ctx *ctx, const char *name, double *value);
+
+    /* -- linear algebra (SDK 1.1) ------------------------------------------------------ */
+
+    /* Eigendecomposition of the symmetric n x n matrix `a` (row-major, double; it MUST
+     * be symmetric: LAPACK reads one triangle) by LAPACK dsyevd from OpenBLAS.
+     * On return `w` (n doubles) holds the eigenvalues in ascending order and `a` the
+     * orthonormal eigenvectors as columns: a[i * n + k] is component i of the eigenvector of
+     * w[k] (numpy.linalg.eigh's layout). For matrix roots (Shampoo's L^{-1/4}):
+     * U diag(f(w)) U^T. TP_EINVAL for NULL pointers or n == 0, TP_ENOMEM, TP_ERANGE when
+     * LAPACK does not converge or a holds a non-finite value (a and w are then unspecified).
+     * Present from SDK 1.1: test with TP_FIELD_PRESENT(host, tp_host, sym_eig). */
+    int (*sym_eig)(uint32_t n, double *a, double *w);
 } tp_host;
 
 /* ---------------------------------------------------------------------------------------- */
