@@ -27,7 +27,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "test_baselines_host.h"
+#include "baselines_checks.h"
 
 /* ---------------------------------------------------------------------------------------- */
 /* The plugins under test */
@@ -65,51 +65,6 @@ static const tp_plugin_desc *find(int lib, const char *id)
     if (d == NULL)
         fail_msg("%s: no plugin with id \"%s\"", lib_paths[lib], id);
     return d;
-}
-
-static const tp_hparam_decl *hparam_at(const tp_plugin_desc *d, uint32_t k)
-{
-    return (const tp_hparam_decl *)((const char *)d->hparams +
-                                    (size_t)k * d->hparams[0].struct_size);
-}
-
-/* Maximum of |got - want| / max(1, |want|), the comparison every optimizer test uses. */
-static double mixed_err(double got, double want)
-{
-    return fabs(got - want) / fmax(1.0, fabs(want));
-}
-
-/* A tp_update_args / tp_batch pair for step `step` with schedule factor `factor`. */
-typedef struct step_io {
-    uint32_t idx[8];
-    tp_batch batch;
-    tp_update_args args;
-    tp_error err;
-} step_io;
-
-static void step_io_init(step_io *io, uint64_t step, double factor)
-{
-    memset(io, 0, sizeof *io);
-    TP_STRUCT_INIT(&io->batch, tp_batch);
-    io->batch.size = io->batch.capacity = 8;
-    io->batch.idx = io->idx;
-    TP_STRUCT_INIT(&io->args, tp_update_args);
-    io->args.step = step;
-    io->args.lr_factor = factor;
-    io->args.batch = &io->batch;
-    TP_STRUCT_INIT(&io->err, tp_error);
-}
-
-/* The schedule factor the optimizer tests feed in: varies so lr_factor is really used. */
-static double test_factor(uint64_t step)
-{
-    return 0.25 + 0.05 * (double)(step % 17);
-}
-
-/* The gradient the mock hands out at the plugin's current (float) parameters. */
-static double mock_grad(const tp_ctx *ctx, uint64_t i)
-{
-    return (double)(float)(ctx->a[i] * ((double)ctx->params[i] - ctx->c[i]));
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -206,18 +161,6 @@ static void test_descriptors(void **unused)
     assert_int_equal(num_seen, 6);
 }
 
-/* The declared defaults are the ones documented. */
-static void check_default(const tp_plugin_desc *d, const char *name, double want)
-{
-    for (uint32_t h = 0; h < d->num_hparams; h++) {
-        if (strcmp(hparam_at(d, h)->name, name) == 0) {
-            assert_true(hparam_at(d, h)->default_value == want);
-            return;
-        }
-    }
-    fail_msg("plugin \"%s\" does not declare hyperparameter \"%s\"", d->id, name);
-}
-
 static void test_hparam_defaults(void **unused)
 {
     const tp_plugin_desc *sgd = find(LIB_SGD, "sgd");
@@ -246,10 +189,6 @@ static void test_hparam_defaults(void **unused)
 
 /* ---------------------------------------------------------------------------------------- */
 /* SGD */
-
-/* Tolerance of the optimizer comparisons, in mixed_err units: float parameters carry ~6e-8
- * relative rounding per step; the plugins compute in float, the reference in double. */
-#define OPT_TOL 1e-6
 
 static void run_sgd(double lr, double wd, double ls, double dropout, int set_hparams, int steps)
 {
@@ -432,123 +371,21 @@ static const struct {
     const char *id;
 } optimizers[] = {{LIB_SGD, "sgd"}, {LIB_ADAMW, "adamw"}, {LIB_EXAMPLE, "my_sgd"}};
 
-/* Fail each of init's allocations in turn: init returns TP_ENOMEM, leaves *state alone and
- * nothing allocated. */
 static void test_init_out_of_memory(void **unused)
 {
-    const tp_plugin_desc *all[4];
-    for (int k = 0; k < 3; k++)
-        all[k] = find(optimizers[k].lib, optimizers[k].id);
-    all[3] = find(LIB_SCHEDULES, "warmup_cosine");
-
-    for (int k = 0; k < 4; k++) {
-        const tp_plugin_desc *d = all[k];
-        uint32_t needed;
-        {
-            tp_ctx ctx;
-            tp_error err;
-            void *state = NULL;
-            mock_ctx_init(&ctx, 10);
-            ctx.desc = d;
-            TP_STRUCT_INIT(&err, tp_error);
-            assert_int_equal(d->init(mock_host(), &ctx, &state, &err), TP_OK);
-            needed = ctx.alloc_calls;
-            d->destroy(state, mock_host(), &ctx);
-            assert_int_equal(ctx.outstanding, 0);
-            mock_ctx_free(&ctx);
-        }
-        assert_true(needed >= 1);
-        for (uint32_t fail_at = 0; fail_at < needed; fail_at++) {
-            tp_ctx ctx;
-            tp_error err;
-            void *sentinel = &ctx, *state = sentinel;
-            mock_ctx_init(&ctx, 10);
-            ctx.desc = d;
-            ctx.fail_alloc_at = (int32_t)fail_at;
-            TP_STRUCT_INIT(&err, tp_error);
-            memset(err.message, 0, sizeof err.message);
-            assert_int_equal(d->init(mock_host(), &ctx, &state, &err), TP_ENOMEM);
-            assert_ptr_equal(state, sentinel);
-            assert_int_equal(ctx.outstanding, 0);
-            assert_int_equal(ctx.bad_frees, 0);
-            mock_ctx_free(&ctx);
-        }
-    }
+    for (size_t k = 0; k < sizeof optimizers / sizeof optimizers[0]; k++)
+        check_init_out_of_memory(find(optimizers[k].lib, optimizers[k].id));
+    check_init_out_of_memory(find(LIB_SCHEDULES, "warmup_cosine"));
 }
 
-/* A failing loss_and_grad: update returns the host's code and leaves the parameters alone. */
 static void test_update_passes_host_errors(void **unused)
 {
-    for (int k = 0; k < 3; k++) {
-        const tp_plugin_desc *d = find(optimizers[k].lib, optimizers[k].id);
-        tp_ctx ctx;
-        void *state = NULL;
-        step_io io;
-        float before[10];
-        mock_ctx_init(&ctx, 10);
-        ctx.desc = d;
-        step_io_init(&io, 0, 1.0);
-        assert_int_equal(d->init(mock_host(), &ctx, &state, &io.err), TP_OK);
-        memcpy(before, ctx.params, sizeof before);
-        ctx.fail_grad = TP_EDATA;
-        assert_int_equal(d->update(state, mock_host(), &ctx, &io.args, &io.err), TP_EDATA);
-        assert_memory_equal(before, ctx.params, sizeof before);
-        if (d->precondition != NULL) {
-            /* The failed step did not count as an update. */
-            float out[10];
-            assert_int_equal(d->precondition(state, mock_host(), &ctx, before, out, &io.err),
-                             TP_ESTATE);
-        }
-        assert_int_equal(d->update(state, mock_host(), &ctx, &io.args, &io.err), TP_OK);
-        d->destroy(state, mock_host(), &ctx);
-        assert_int_equal(ctx.outstanding, 0);
-        mock_ctx_free(&ctx);
-    }
+    for (size_t k = 0; k < sizeof optimizers / sizeof optimizers[0]; k++)
+        check_update_passes_host_errors(find(optimizers[k].lib, optimizers[k].id));
 }
 
 /* ---------------------------------------------------------------------------------------- */
 /* Schedules */
-
-typedef struct schedule_case {
-    uint64_t step;
-    double want;
-} schedule_case;
-
-/* Run `d` with step_hint and (when >= 0) warmup_factor over the cases. */
-static void check_schedule(const tp_plugin_desc *d, uint64_t step_hint, double warmup_factor,
-                           const schedule_case *cases, size_t num_cases)
-{
-    tp_ctx ctx;
-    void *state = NULL;
-    tp_error err;
-    mock_ctx_init(&ctx, 10);
-    ctx.desc = d;
-    ctx.ts.step_hint = step_hint;
-    if (warmup_factor >= 0.0)
-        mock_set_hparam(&ctx, "warmup_factor", warmup_factor);
-    TP_STRUCT_INIT(&err, tp_error);
-    if (d->init != NULL)
-        assert_int_equal(d->init(mock_host(), &ctx, &state, &err), TP_OK);
-    assert_int_equal(ctx.hparam_unknown, 0);
-    for (size_t k = 0; k < num_cases; k++) {
-        double f = -1.0;
-        assert_int_equal(d->lr_factor(state, mock_host(), &ctx, cases[k].step, &f, &err), TP_OK);
-        if (fabs(f - cases[k].want) > 1e-12)
-            fail_msg("%s step_hint=%llu warmup_factor=%g: factor(%llu) = %.17g, want %.17g", d->id,
-                     (unsigned long long)step_hint, warmup_factor,
-                     (unsigned long long)cases[k].step, f, cases[k].want);
-    }
-    if (d->destroy != NULL)
-        d->destroy(state, mock_host(), &ctx);
-    assert_int_equal(ctx.outstanding, 0);
-    mock_ctx_free(&ctx);
-}
-
-#define CHECK_SCHEDULE(d, hint, wf, ...)                                                           \
-    do {                                                                                           \
-        const schedule_case cs_[] = {__VA_ARGS__};                                                 \
-        check_schedule(d, hint, wf, cs_, sizeof cs_ / sizeof cs_[0]);                              \
-    } while (0)
 
 static void test_schedule_constant(void **unused)
 {
