@@ -34,6 +34,11 @@
 
 #include <trainperf/trainperf.h>
 
+#include "../common/adam.h"
+#include "../common/plugin_util.h"
+
+#define ID "adamw"
+
 /* ---------------------------------------------------------------------------------------- */
 /* Hyperparameters (AlgoPerf's names; the ranges are the valid domains, not a search space) */
 
@@ -71,69 +76,38 @@ typedef struct adamw_state {
     tp_loss_opts loss_opts;
 } adamw_state;
 
-/* sqrt(v_hat) + eps as the update computes it, with rs2 = 1 / sqrt(1 - b2^t) in float. The
- * update and the preconditioner hook share it so that they agree bit for bit. */
-static inline float adamw_denom(float v, float rs2, float eps)
-{
-    return sqrtf(v) * rs2 + eps;
-}
-
-static int adamw_fail(tp_error *err, int code, const char *what)
-{
-    if (err != NULL)
-        snprintf(err->message, sizeof err->message, "adamw: %s", what);
-    return code;
-}
-
-static int adamw_hparam(const tp_host *host, tp_ctx *ctx, const char *name, double *out,
-                        tp_error *err)
-{
-    int rc = host->hparam(ctx, name, out);
-    if (rc != TP_OK && err != NULL)
-        snprintf(err->message, sizeof err->message, "adamw: host->hparam(\"%s\") failed: %s", name,
-                 tp_strerror(rc));
-    return rc;
-}
-
 /* ---------------------------------------------------------------------------------------- */
 /* Entry points */
 
 static int adamw_init(const tp_host *host, tp_ctx *ctx, void **state, tp_error *err)
 {
-    double omb1 = 0.0, ls = 0.0, dropout = 0.0;
+    double omb1 = 0.0;
     uint64_t n = 0;
     adamw_state *s = NULL;
     int rc;
 
-    if (!TP_FIELD_PRESENT(host, tp_host, hparam))
-        return adamw_fail(err, TP_EABI, "host table too old: no hparam()");
-    if (host->params(ctx, &n) == NULL || n == 0)
-        return adamw_fail(err, TP_ESTATE, "host->params() gave no parameter buffer");
-
+    if ((rc = sub_init_params(host, ctx, ID, &n, err)) != TP_OK)
+        return rc;
     s = host->alloc(ctx, sizeof *s);
     if (s == NULL)
-        return adamw_fail(err, TP_ENOMEM, "out of memory for the state");
+        return sub_fail(err, ID, TP_ENOMEM, "out of memory for the state");
     s->n = n;
-    if ((rc = adamw_hparam(host, ctx, "learning_rate", &s->lr, err)) != TP_OK ||
-        (rc = adamw_hparam(host, ctx, "one_minus_beta1", &omb1, err)) != TP_OK ||
-        (rc = adamw_hparam(host, ctx, "beta2", &s->beta2, err)) != TP_OK ||
-        (rc = adamw_hparam(host, ctx, "weight_decay", &s->wd, err)) != TP_OK ||
-        (rc = adamw_hparam(host, ctx, "epsilon", &s->eps, err)) != TP_OK ||
-        (rc = adamw_hparam(host, ctx, "label_smoothing", &ls, err)) != TP_OK ||
-        (rc = adamw_hparam(host, ctx, "dropout_rate", &dropout, err)) != TP_OK)
+    if ((rc = sub_hparam(host, ctx, ID, "learning_rate", &s->lr, err)) != TP_OK ||
+        (rc = sub_hparam(host, ctx, ID, "one_minus_beta1", &omb1, err)) != TP_OK ||
+        (rc = sub_hparam(host, ctx, ID, "beta2", &s->beta2, err)) != TP_OK ||
+        (rc = sub_hparam(host, ctx, ID, "weight_decay", &s->wd, err)) != TP_OK ||
+        (rc = sub_hparam(host, ctx, ID, "epsilon", &s->eps, err)) != TP_OK ||
+        (rc = sub_loss_opts(host, ctx, ID, &s->loss_opts, err)) != TP_OK)
         goto error;
     s->beta1 = 1.0 - omb1;
-    TP_STRUCT_INIT(&s->loss_opts, tp_loss_opts);
-    s->loss_opts.label_smoothing = (float)ls;
-    s->loss_opts.dropout_rate = (float)dropout;
-    s->loss_opts.flags = 0;
 
     /* Zeroed by the host: m = v = 0 before the first update. */
     s->grad = host->alloc(ctx, n * sizeof(float));
     s->m = host->alloc(ctx, n * sizeof(float));
     s->v = host->alloc(ctx, n * sizeof(float));
     if (s->grad == NULL || s->m == NULL || s->v == NULL) {
-        rc = adamw_fail(err, TP_ENOMEM, "out of memory for grad, m and v (3 x num_params floats)");
+        rc =
+            sub_fail(err, ID, TP_ENOMEM, "out of memory for grad, m and v (3 x num_params floats)");
         goto error;
     }
     *state = s;
@@ -151,48 +125,35 @@ static int adamw_update(void *state, const tp_host *host, tp_ctx *ctx, const tp_
                         tp_error *err)
 {
     adamw_state *s = state;
-    uint64_t n = 0;
     double loss = 0.0;
-    float *theta;
     int rc;
 
-    if (args == NULL || args->batch == NULL)
-        return adamw_fail(err, TP_EINVAL, "update called without a batch");
-    theta = host->params(ctx, &n);
-    if (theta == NULL || n != s->n)
-        return adamw_fail(err, TP_ESTATE, "parameter buffer changed size since init");
-
-    rc = host->loss_and_grad(ctx, NULL, args->batch, &s->loss_opts, s->grad, &loss);
-    if (rc != TP_OK) {
-        if (err != NULL)
-            snprintf(err->message, sizeof err->message, "adamw: host->loss_and_grad failed: %s",
-                     tp_strerror(rc));
+    float *theta = sub_update_params(host, ctx, ID, args, s->n, err, &rc);
+    if (theta == NULL)
         return rc;
-    }
+    if ((rc = sub_grad(host, ctx, ID, NULL, args->batch, &s->loss_opts, s->grad, &loss, err)) !=
+        TP_OK)
+        return rc;
 
     /* Per-step scalars, in double, once. */
     const uint64_t t = s->t + 1;
     const double lr_t = s->lr * args->lr_factor;
-    const double bc1 = 1.0 - pow(s->beta1, (double)t);
-    const double bc2 = 1.0 - pow(s->beta2, (double)t);
-    const float b1 = (float)s->beta1, c1 = (float)(1.0 - s->beta1);
-    const float b2 = (float)s->beta2, c2 = (float)(1.0 - s->beta2);
-    const float step = (float)(lr_t / bc1);     /* lr_t / (1 - b1^t) */
-    const float rs2 = (float)(1.0 / sqrt(bc2)); /* 1 / sqrt(1 - b2^t) */
-    const float decay = (float)(lr_t * s->wd);  /* lr_t * weight_decay */
-    const float eps = (float)s->eps;
+    const adam_scalars a = adam_scalars_at(s->beta1, s->beta2, s->eps, t);
+    const float step = (float)(lr_t / a.bc1);  /* lr_t / (1 - b1^t) */
+    const float decay = (float)(lr_t * s->wd); /* lr_t * weight_decay */
 
     /* One fused flat loop over the whole buffer. */
     float *restrict p = theta;
     float *restrict m = s->m;
     float *restrict v = s->v;
     const float *restrict g = s->grad;
+    const uint64_t n = s->n;
     for (uint64_t i = 0; i < n; i++) {
-        const float mi = b1 * m[i] + c1 * g[i];
-        const float vi = b2 * v[i] + c2 * (g[i] * g[i]);
+        const float mi = a.b1 * m[i] + a.c1 * g[i];
+        const float vi = a.b2 * v[i] + a.c2 * (g[i] * g[i]);
         m[i] = mi;
         v[i] = vi;
-        p[i] -= step * mi / adamw_denom(vi, rs2, eps) + decay * p[i];
+        p[i] -= step * mi / adam_denom(vi, a.rs2, a.eps) + decay * p[i];
     }
     s->t = t;
     return TP_OK;
@@ -205,20 +166,13 @@ static int adamw_precondition(void *state, const tp_host *host, tp_ctx *ctx, con
     const adamw_state *s = state;
 
     if (x == NULL || out == NULL)
-        return adamw_fail(err, TP_EINVAL, "precondition: NULL vector");
+        return sub_fail(err, ID, TP_EINVAL, "precondition: NULL vector");
     if (s->t == 0)
-        return adamw_fail(err, TP_ESTATE,
-                          "precondition: no update taken yet, so Adam's preconditioner "
-                          "(1 - b1^t)(sqrt(v_hat) + eps) is undefined; call it after update");
-
-    const double bc1 = 1.0 - pow(s->beta1, (double)s->t);
-    const double bc2 = 1.0 - pow(s->beta2, (double)s->t);
-    const float rs2 = (float)(1.0 / sqrt(bc2));
-    const float eps = (float)s->eps;
-    for (uint64_t i = 0; i < s->n; i++) {
-        const double p = bc1 * (double)adamw_denom(s->v[i], rs2, eps);
-        out[i] = (float)((double)x[i] / sqrt(p));
-    }
+        return sub_fail(err, ID, TP_ESTATE,
+                        "precondition: no update taken yet, so Adam's preconditioner "
+                        "(1 - b1^t)(sqrt(v_hat) + eps) is undefined; call it after update");
+    const adam_scalars a = adam_scalars_at(s->beta1, s->beta2, s->eps, s->t);
+    adam_precondition(s->n, s->v, &a, 1.0, x, out);
     return TP_OK;
 }
 

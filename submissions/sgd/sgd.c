@@ -21,6 +21,10 @@
 
 #include <trainperf/trainperf.h>
 
+#include "../common/plugin_util.h"
+
+#define ID "sgd"
+
 /* ---------------------------------------------------------------------------------------- */
 /* Hyperparameters */
 
@@ -46,56 +50,29 @@ typedef struct sgd_state {
     tp_loss_opts loss_opts;
 } sgd_state;
 
-static int sgd_fail(tp_error *err, int code, const char *what)
-{
-    if (err != NULL)
-        snprintf(err->message, sizeof err->message, "sgd: %s", what);
-    return code;
-}
-
-/* Read one declared hyperparameter; a failure here is a host bug, reported as such. */
-static int sgd_hparam(const tp_host *host, tp_ctx *ctx, const char *name, double *out,
-                      tp_error *err)
-{
-    int rc = host->hparam(ctx, name, out);
-    if (rc != TP_OK && err != NULL)
-        snprintf(err->message, sizeof err->message, "sgd: host->hparam(\"%s\") failed: %s", name,
-                 tp_strerror(rc));
-    return rc;
-}
-
 /* ---------------------------------------------------------------------------------------- */
 /* Entry points */
 
 static int sgd_init(const tp_host *host, tp_ctx *ctx, void **state, tp_error *err)
 {
-    double ls = 0.0, dropout = 0.0;
     uint64_t n = 0;
     sgd_state *s = NULL;
     int rc;
 
-    if (!TP_FIELD_PRESENT(host, tp_host, hparam))
-        return sgd_fail(err, TP_EABI, "host table too old: no hparam()");
-    if (host->params(ctx, &n) == NULL || n == 0)
-        return sgd_fail(err, TP_ESTATE, "host->params() gave no parameter buffer");
-
+    if ((rc = sub_init_params(host, ctx, ID, &n, err)) != TP_OK)
+        return rc;
     s = host->alloc(ctx, sizeof *s);
     if (s == NULL)
-        return sgd_fail(err, TP_ENOMEM, "out of memory for the state");
+        return sub_fail(err, ID, TP_ENOMEM, "out of memory for the state");
     s->n = n;
-    if ((rc = sgd_hparam(host, ctx, "learning_rate", &s->lr, err)) != TP_OK ||
-        (rc = sgd_hparam(host, ctx, "weight_decay", &s->wd, err)) != TP_OK ||
-        (rc = sgd_hparam(host, ctx, "label_smoothing", &ls, err)) != TP_OK ||
-        (rc = sgd_hparam(host, ctx, "dropout_rate", &dropout, err)) != TP_OK)
+    if ((rc = sub_hparam(host, ctx, ID, "learning_rate", &s->lr, err)) != TP_OK ||
+        (rc = sub_hparam(host, ctx, ID, "weight_decay", &s->wd, err)) != TP_OK ||
+        (rc = sub_loss_opts(host, ctx, ID, &s->loss_opts, err)) != TP_OK)
         goto error;
-    TP_STRUCT_INIT(&s->loss_opts, tp_loss_opts);
-    s->loss_opts.label_smoothing = (float)ls;
-    s->loss_opts.dropout_rate = (float)dropout;
-    s->loss_opts.flags = 0;
 
     s->grad = host->alloc(ctx, n * sizeof(float));
     if (s->grad == NULL) {
-        rc = sgd_fail(err, TP_ENOMEM, "out of memory for the gradient buffer");
+        rc = sub_fail(err, ID, TP_ENOMEM, "out of memory for the gradient buffer");
         goto error;
     }
     *state = s;
@@ -110,30 +87,22 @@ static int sgd_update(void *state, const tp_host *host, tp_ctx *ctx, const tp_up
                       tp_error *err)
 {
     sgd_state *s = state;
-    uint64_t n = 0;
     double loss = 0.0;
-    float *theta;
     int rc;
 
-    if (args == NULL || args->batch == NULL)
-        return sgd_fail(err, TP_EINVAL, "update called without a batch");
-    theta = host->params(ctx, &n);
-    if (theta == NULL || n != s->n)
-        return sgd_fail(err, TP_ESTATE, "parameter buffer changed size since init");
-
-    rc = host->loss_and_grad(ctx, NULL, args->batch, &s->loss_opts, s->grad, &loss);
-    if (rc != TP_OK) {
-        if (err != NULL)
-            snprintf(err->message, sizeof err->message, "sgd: host->loss_and_grad failed: %s",
-                     tp_strerror(rc));
+    float *theta = sub_update_params(host, ctx, ID, args, s->n, err, &rc);
+    if (theta == NULL)
         return rc;
-    }
+    if ((rc = sub_grad(host, ctx, ID, NULL, args->batch, &s->loss_opts, s->grad, &loss, err)) !=
+        TP_OK)
+        return rc;
 
     /* One fused flat loop; constants in float so the compiler vectorises it. */
     const float lr = (float)(s->lr * args->lr_factor);
     const float wd = (float)s->wd;
     float *restrict p = theta;
     const float *restrict g = s->grad;
+    const uint64_t n = s->n;
     for (uint64_t i = 0; i < n; i++)
         p[i] -= lr * (g[i] + wd * p[i]);
     return TP_OK;
