@@ -151,9 +151,16 @@ int main(int argc, char **argv)
     uint32_t *idx = calloc(batch, sizeof *idx);
     float *wts = calloc(batch, sizeof *wts);
     double *t = malloc(sizeof *t * (size_t)steps);
+    /* The bare gradient of the same batch, timed beside every step (alternating which goes
+     * first, so cache warmth favours neither): the optimizer's own cost is step - gradient. */
+    double *tg = malloc(sizeof *tg * (size_t)steps), *td = malloc(sizeof *td * (size_t)steps);
+    float *scratch = malloc(sizeof *scratch * (size_t)w->num_params);
+    if (!idx || !wts || !t || !tg || !td || !scratch) {
+        snprintf(err, sizeof err, "out of memory");
+        goto fail;
+    }
     tp_train_state *ts = tp_session_train_state(s);
     for (int i = -warmup; i < steps; i++) {
-        double t0 = tp_clock_wall_now();
         tp_batch b;
         TP_STRUCT_INIT(&b, tp_batch);
         b.capacity = batch;
@@ -164,17 +171,37 @@ int main(int argc, char **argv)
         a.step = ts->step;
         a.lr_factor = 1.0;
         a.batch = &b;
-        if (tp_plugin_call_select_batch(ps, sstate, host, cs, &b, &e) < 0 ||
-            tp_plugin_call_update(po, ostate, host, co, &a, &e) < 0) {
-            snprintf(err, sizeof err, "step: %s", e.message);
+        double loss = 0, tgrad = 0, tstep = 0, t0 = tp_clock_wall_now();
+        if (tp_plugin_call_select_batch(ps, sstate, host, cs, &b, &e) < 0) {
+            snprintf(err, sizeof err, "select_batch: %s", e.message);
             goto fail;
         }
-        ts->step++;
         double t1 = tp_clock_wall_now();
-        if (i >= 0)
-            t[i] = t1 - t0;
+        for (int k = 0; k < 2; k++) {
+            double u0 = tp_clock_wall_now();
+            int rc;
+            if ((k == 0) == (i % 2 == 0))
+                rc = host->loss_and_grad(co, NULL, &b, NULL, scratch, &loss);
+            else
+                rc = tp_plugin_call_update(po, ostate, host, co, &a, &e);
+            double u1 = tp_clock_wall_now();
+            if (rc < 0) {
+                snprintf(err, sizeof err, "step: %s", e.message);
+                goto fail;
+            }
+            *((k == 0) == (i % 2 == 0) ? &tgrad : &tstep) = u1 - u0;
+        }
+        ts->step++;
+        if (i >= 0) {
+            t[i] = (t1 - t0) + tstep;
+            tg[i] = tgrad;
+            td[i] = tstep - tgrad;
+        }
     }
-    double step_med = median(t, steps);
+    double over_mean = 0;
+    for (int i = 0; i < steps; i++)
+        over_mean += td[i] / steps;
+    double step_med = median(t, steps), grad_med = median(tg, steps), over_med = median(td, steps);
     tp_plugin_call_destroy(po, ostate, host, co);
 
     /* FLOPs of one step: forward and weight gradients of every linear layer, input gradients
@@ -185,6 +212,8 @@ int main(int argc, char **argv)
     printf("{\"workload\": \"%s\", \"optimizer\": \"%s\", \"batch\": %u, \"params\": %llu, "
            "\"step_median_s\": %.9g, \"blas\": \"%s\"",
            cfg.name, opt, batch, (unsigned long long)w->num_params, step_med, blas);
+    printf(", \"grad_median_s\": %.9g, \"overhead_median_s\": %.9g, \"overhead_mean_s\": %.9g",
+           grad_med, over_med, over_mean);
     uint32_t layers = 0;
     uint32_t dims[16][2];
     for (uint32_t i = 0; i < w->num_tensors && layers < 16; i++)
@@ -221,6 +250,9 @@ int main(int argc, char **argv)
     free(idx);
     free(wts);
     free(t);
+    free(tg);
+    free(td);
+    free(scratch);
     tp_kv_free(&kv);
     tp_session_free(s);
     tp_plugin_set_free(set);
