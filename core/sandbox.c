@@ -386,6 +386,7 @@ static const int allow_any[] = {
     SCMP_SYS(fstat),
     /* Reading a limit (setrlimit is not here; prlimit64 below only reads). */
     SCMP_SYS(getrlimit),
+    SCMP_SYS(sysinfo),   /* glibc's qsort sizes its buffer by the physical memory */
     SCMP_SYS(getrandom), /* glibc's arc4random, hash seeds */
     SCMP_SYS(exit),      /* a thread ends */
     SCMP_SYS(exit_group),

@@ -33,7 +33,8 @@
 #include <trainperf/trainperf.h>
 
 enum act {
-    ACT_NONE,         /* trains normally (with HUGE_DESC: a huge descriptor struct_size) */
+    ACT_NONE,         /* trains normally, qsorts a copy of the parameters at HOSTILE_STEP (with
+                         HUGE_DESC: a huge descriptor struct_size) */
     ACT_SEGV_INIT,    /* NULL store in init */
     ACT_SEGV_UPDATE,  /* NULL store in update */
     ACT_ABORT,        /* abort() */
@@ -196,6 +197,29 @@ static void write_garbage_everywhere(void)
     (void)w;
 }
 
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* What a benign submission may do with libc: qsort a large array (glibc's qsort asks the
+ * kernel for the memory size, sysinfo(2), before sorting more than 1 KiB). */
+static int sort_gradient_copy(sgd *s, const tp_host *host, tp_ctx *ctx, tp_error *err)
+{
+    size_t n = s->n < 65536 ? (size_t)s->n : 65536;
+    float *copy = malloc(n * sizeof *copy);
+    if (!copy)
+        return fail(err, TP_ENOMEM, "%s", "no memory for the sort");
+    memcpy(copy, host->params(ctx, NULL), n * sizeof *copy);
+    qsort(copy, n, sizeof *copy, cmp_float);
+    int sorted = 1;
+    for (size_t i = 1; i < n; i++)
+        sorted &= copy[i - 1] <= copy[i];
+    free(copy);
+    return sorted ? TP_OK : fail(err, TP_EPLUGIN, "%s", "qsort did not sort");
+}
+
 static int hostile_act(sgd *s, const tp_host *host, tp_ctx *ctx, tp_error *err)
 {
     switch ((enum act)HOSTILE_ACT) {
@@ -236,6 +260,8 @@ static int hostile_act(sgd *s, const tp_host *host, tp_ctx *ctx, tp_error *err)
     case ACT_GARBAGE:
         write_garbage_everywhere();
         break;
+    case ACT_NONE:
+        return sort_gradient_copy(s, host, ctx, err);
     default:
         break;
     }
