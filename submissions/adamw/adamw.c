@@ -143,18 +143,7 @@ static int adamw_update(void *state, const tp_host *host, tp_ctx *ctx, const tp_
     const float decay = (float)(lr_t * s->wd); /* lr_t * weight_decay */
 
     /* One fused flat loop over the whole buffer. */
-    float *restrict p = theta;
-    float *restrict m = s->m;
-    float *restrict v = s->v;
-    const float *restrict g = s->grad;
-    const uint64_t n = s->n;
-    for (uint64_t i = 0; i < n; i++) {
-        const float mi = a.b1 * m[i] + a.c1 * g[i];
-        const float vi = a.b2 * v[i] + a.c2 * (g[i] * g[i]);
-        m[i] = mi;
-        v[i] = vi;
-        p[i] -= step * mi / adam_denom(vi, a.rs2, a.eps) + decay * p[i];
-    }
+    adam_step(s->n, &a, step, decay, theta, s->m, s->v, s->grad);
     s->t = t;
     return TP_OK;
 }

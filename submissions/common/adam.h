@@ -50,6 +50,23 @@ static inline float adam_denom(float v, float rs2, float eps)
     return sqrtf(v) * rs2 + eps;
 }
 
+/* One fused AdamW step over n floats, with the scalars of update t: m and v take g, then
+ *     p -= step * m / (sqrt(v_hat) + eps) + decay * p,
+ * step = lr_t / (1 - b1^t), decay = lr_t * weight_decay (0 for plain Adam). restrict lets the
+ * compiler vectorise the loop (-O3 -fno-math-errno, see tp_add_plugin). */
+static inline void adam_step(uint64_t n, const adam_scalars *a, float step, float decay,
+                             float *restrict p, float *restrict m, float *restrict v,
+                             const float *restrict g)
+{
+    for (uint64_t i = 0; i < n; i++) {
+        const float mi = a->b1 * m[i] + a->c1 * g[i];
+        const float vi = a->b2 * v[i] + a->c2 * (g[i] * g[i]);
+        m[i] = mi;
+        v[i] = vi;
+        p[i] -= step * mi / adam_denom(vi, a->rs2, a->eps) + decay * p[i];
+    }
+}
+
 /* out = scale^{-1/2} * P_t^{-1/2} x over n floats, P_t = (1 - b1^t)(sqrt(v_hat) + eps) of the
  * last update t >= 1. `scale` multiplies P (1 for Adam; LAMB passes 1 / trust ratio per
  * tensor). Computed in double from the float denominator. */

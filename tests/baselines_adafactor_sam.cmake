@@ -1,0 +1,10 @@
+# The Adafactor and SAM baselines and their search spaces, dlopen()ed directly and driven
+# through the mock host (tests/unit/test_baselines_host.c); no dependency on the plugin loader.
+tp_add_test(test_baselines_adafactor_sam
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_baselines_adafactor_sam.c
+          ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_baselines_host.c
+          ${CMAKE_CURRENT_SOURCE_DIR}/unit/baselines_checks.c
+  LABEL unit TIMEOUT 60
+  LIBS ${CMAKE_DL_LIBS} ${MATH_LIB})
+# The test opens the .so files, so they must be built first.
+add_dependencies(test_baselines_adafactor_sam adafactor sam schedules)
