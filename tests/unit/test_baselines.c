@@ -83,8 +83,12 @@ static int valid_name(const char *s, const char *extra)
 
 static void test_descriptors(void **unused)
 {
-    static const char *const expected[NUM_LIBS][3] = {
-        {"sgd"}, {"adamw"}, {"constant", "warmup_cosine"}, {"next_batch"}, {"my_sgd"}};
+    static const char *const expected[NUM_LIBS][4] = {
+        {"sgd"},
+        {"adamw"},
+        {"constant", "warmup_cosine", "warmup_linear", "inverse_sqrt"},
+        {"next_batch"},
+        {"my_sgd"}};
     const char *seen[32];
     uint32_t num_seen = 0;
 
@@ -156,9 +160,9 @@ static void test_descriptors(void **unused)
             }
         }
         /* As many descriptors as expected. */
-        assert_true(i == 3 || expected[k][i] == NULL);
+        assert_true(i == 4 || expected[k][i] == NULL);
     }
-    assert_int_equal(num_seen, 6);
+    assert_int_equal(num_seen, 8);
 }
 
 static void test_hparam_defaults(void **unused)
@@ -182,8 +186,18 @@ static void test_hparam_defaults(void **unused)
 
     assert_int_equal(find(LIB_SCHEDULES, "constant")->num_hparams, 0);
     const tp_plugin_desc *wc = find(LIB_SCHEDULES, "warmup_cosine");
-    assert_int_equal(wc->num_hparams, 1);
+    assert_int_equal(wc->num_hparams, 2);
     check_default(wc, "warmup_factor", 0.05);
+    check_default(wc, "step_hint_factor", 1.0);
+    const tp_plugin_desc *wl = find(LIB_SCHEDULES, "warmup_linear");
+    assert_int_equal(wl->num_hparams, 4);
+    check_default(wl, "warmup_factor", 0.05);
+    check_default(wl, "end_factor", 0.001);
+    check_default(wl, "decay_steps_factor", 0.9);
+    check_default(wl, "step_hint_factor", 1.0);
+    const tp_plugin_desc *is = find(LIB_SCHEDULES, "inverse_sqrt");
+    assert_int_equal(is->num_hparams, 1);
+    check_default(is, "warmup_factor", 0.05);
     assert_int_equal(find(LIB_NEXT_BATCH, "next_batch")->num_hparams, 0);
 }
 
