@@ -384,8 +384,8 @@ static void test_load_dict(void **state)
         {"learning_rate", TP_SS_LOG, 1e-4, 1e-2, 0, 0, 0, 2, 4},
         {"one_minus_beta1", TP_SS_LOG, 0.02, 0.5, 0, 0, 0, 3, 5},
         {"beta2", TP_SS_FEASIBLE, 0, 0, 1, 0.999, 0, 4, 6},
-        {"weight_decay", TP_SS_LOG, 5e-3, 1.0, 0, 0, 0, 5, 7},
-        {"warmup_factor", TP_SS_FEASIBLE, 0, 0, 1, 0.05, 0, 6, 8},
+        {"warmup_factor", TP_SS_FEASIBLE, 0, 0, 1, 0.05, 0, 5, 7},
+        {"weight_decay", TP_SS_LOG, 5e-3, 1.0, 0, 0, 0, 6, 8},
         {"label_smoothing", TP_SS_FEASIBLE, 0, 0, 2, 0.1, 0.2, 7, 9},
         {"dropout_rate", TP_SS_FEASIBLE, 0, 0, 2, 0.0, 0.1, 8, 10},
     };
