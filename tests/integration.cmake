@@ -21,3 +21,10 @@ tp_add_test(test_resume SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_res
   LABEL integration TIMEOUT 300)
 target_link_libraries(test_resume PRIVATE PkgConfig::SQLITE)
 add_dependencies(test_resume trainperf trainperf-worker sgd adamw schedules next_batch)
+
+# Every baseline trains fmnist_mlp to a loose target from its search space's first point.
+tp_add_test(test_baselines_train SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_baselines_train.c
+  LABEL integration TIMEOUT 300)
+target_link_libraries(test_baselines_train PRIVATE PkgConfig::SQLITE)
+add_dependencies(test_baselines_train trainperf trainperf-worker sgd adamw momentum nadamw lamb
+  adafactor sam shampoo schedule_free_adamw schedules next_batch online_batch_selection)
