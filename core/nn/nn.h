@@ -39,8 +39,10 @@
  * Determinism: no threads of its own, fixed summation orders; with the same OpenBLAS thread
  * count the same inputs give the same bits.
  *
- * Not here: convolutions, normalisation layers, attention (later workloads add ops as they need
- * them); parameter storage policy beyond the flat-buffer helpers; optimizers (those are
+ * Op families beyond the dense ops live in their own headers, included at the end: conv.h
+ * (image ops) and seq.h (sequence ops).
+ *
+ * Not here: parameter storage policy beyond the flat-buffer helpers; optimizers (those are
  * plugins).
  */
 #ifndef TP_NN_NN_H
@@ -196,5 +198,11 @@ int tp_blas_check(char *msg, size_t msglen);
 /* The OPENBLAS_CORETYPE that would give this process's CPU faster kernels than the ones
  * OpenBLAS picked ("SkylakeX", "Haswell"), or NULL when its choice is already right. */
 const char *tp_blas_suggested_coretype(void);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Op families in their own files */
+
+#include "core/nn/conv.h" /* convolution, pooling, batch norm */
+#include "core/nn/seq.h"  /* layer norm, embedding, attention, SiLU, GLU, residual add */
 
 #endif /* TP_NN_NN_H */

@@ -9,6 +9,9 @@
 
 #include "core/nn/nn.h"
 
+#include "core/nn/conv_impl.h" /* image ops: TP__CONV_OPS, struct tp__conv_saved */
+#include "core/nn/seq_impl.h"  /* sequence ops: TP__SEQ_OPS, struct tp__seq_saved */
+
 /* tp_tensor.grad_state */
 enum {
     TP__GRAD_NONE = 0,    /* grad == NULL */
@@ -27,6 +30,10 @@ typedef enum tp_op_type {
     TP_OP_SOFTMAX_XENT,
     TP_OP_MSE,
     TP_OP_SUM,
+#define TP__OP_ENUM(name) TP_OP_##name,
+    TP__CONV_OPS(TP__OP_ENUM) /* conv.c */
+    TP__SEQ_OPS(TP__OP_ENUM)  /* seq.c */
+#undef TP__OP_ENUM
 } tp_op_type;
 
 /* One entry of the tape: an op, its output, its inputs and what its backward needs. */
@@ -56,6 +63,8 @@ typedef struct tp_op {
             float *weights; /* (numel) or NULL */
             float scale;
         } sum;
+        struct tp__conv_saved conv; /* conv.c's ops */
+        struct tp__seq_saved seq;   /* seq.c's ops */
     } u;
 } tp_op;
 
@@ -79,6 +88,16 @@ tp_tensor *tp__tensor_out(tp_graph *g, const char *op, uint32_t ndim, const uint
 tp_op *tp__op_push(tp_graph *g, tp_op_type type, tp_tensor *out);
 /* Backward of one op; ops.c. Called only when op->out's gradient has been written. */
 void tp__op_backward(tp_op *op);
+/* The gradient of t, ready to accumulate into (zeroed the first time). */
+float *tp__grad_acc(tp_tensor *t);
+/* Validate an input: NULL means an earlier op failed (its error is already recorded). */
+int tp__input_ok(tp_graph *g, const char *op, const char *name, const tp_tensor *t);
+/* An op's output with t's dims, the last replaced by `last`. */
+tp_tensor *tp__out_like(tp_graph *g, const char *op, const tp_tensor *t, uint32_t last,
+                        int needs_grad);
+/* Backward of the ops of conv.c / seq.c (one switch each, over their op types). */
+void tp__conv_backward(tp_op *op);
+void tp__seq_backward(tp_op *op);
 /* "(128, 784)" into buf. */
 const char *tp__shape_str(const tp_tensor *t, char *buf, size_t len);
 

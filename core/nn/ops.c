@@ -387,8 +387,7 @@ static void sum_backward(float *dinp, const float *dout, const float *weights, f
 /* ---------------------------------------------------------------------------------------- */
 /* Recording ops */
 
-/* The gradient of t, ready to accumulate into (zeroed the first time). */
-static float *grad_acc(tp_tensor *t)
+float *tp__grad_acc(tp_tensor *t)
 {
     if (t->grad_state == TP__GRAD_FRESH)
         memset(t->grad, 0, t->numel * sizeof(float));
@@ -396,8 +395,7 @@ static float *grad_acc(tp_tensor *t)
     return t->grad;
 }
 
-/* Validate an input: NULL means an earlier op failed (its error is already recorded). */
-static int input_ok(tp_graph *g, const char *op, const char *name, const tp_tensor *t)
+int tp__input_ok(tp_graph *g, const char *op, const char *name, const tp_tensor *t)
 {
     assert(g && "op called with a NULL graph");
     if (t)
@@ -406,9 +404,8 @@ static int input_ok(tp_graph *g, const char *op, const char *name, const tp_tens
     return 0;
 }
 
-/* Same dims as t, with the last replaced by last. */
-static tp_tensor *out_like(tp_graph *g, const char *op, const tp_tensor *t, uint32_t last,
-                           int needs_grad)
+tp_tensor *tp__out_like(tp_graph *g, const char *op, const tp_tensor *t, uint32_t last,
+                        int needs_grad)
 {
     uint32_t shape[TP_MAX_DIMS];
     memcpy(shape, t->shape, sizeof shape);
@@ -451,10 +448,10 @@ static int bias_shape_ok(tp_graph *g, const char *op, const tp_tensor *x, const 
 tp_tensor *tp_matmul(tp_graph *g, tp_tensor *x, tp_tensor *w)
 {
     int B, C, OC;
-    if (!input_ok(g, "tp_matmul", "x", x) || !input_ok(g, "tp_matmul", "w", w) ||
+    if (!tp__input_ok(g, "tp_matmul", "x", x) || !tp__input_ok(g, "tp_matmul", "w", w) ||
         !matmul_shapes(g, "tp_matmul", x, w, &B, &C, &OC))
         return NULL;
-    tp_tensor *out = out_like(g, "tp_matmul", x, (uint32_t)OC, x->grad || w->grad);
+    tp_tensor *out = tp__out_like(g, "tp_matmul", x, (uint32_t)OC, x->grad || w->grad);
     tp_op *op = out ? tp__op_push(g, TP_OP_MATMUL, out) : NULL;
     if (!op)
         return NULL;
@@ -466,10 +463,10 @@ tp_tensor *tp_matmul(tp_graph *g, tp_tensor *x, tp_tensor *w)
 
 tp_tensor *tp_bias_add(tp_graph *g, tp_tensor *x, tp_tensor *b)
 {
-    if (!input_ok(g, "tp_bias_add", "x", x) || !input_ok(g, "tp_bias_add", "b", b) ||
+    if (!tp__input_ok(g, "tp_bias_add", "x", x) || !tp__input_ok(g, "tp_bias_add", "b", b) ||
         !bias_shape_ok(g, "tp_bias_add", x, b))
         return NULL;
-    tp_tensor *out = out_like(g, "tp_bias_add", x, x->shape[x->ndim - 1], x->grad || b->grad);
+    tp_tensor *out = tp__out_like(g, "tp_bias_add", x, x->shape[x->ndim - 1], x->grad || b->grad);
     tp_op *op = out ? tp__op_push(g, TP_OP_BIAS_ADD, out) : NULL;
     if (!op)
         return NULL;
@@ -481,9 +478,9 @@ tp_tensor *tp_bias_add(tp_graph *g, tp_tensor *x, tp_tensor *b)
 
 static tp_tensor *unary(tp_graph *g, const char *name, tp_op_type type, tp_tensor *x)
 {
-    if (!input_ok(g, name, "x", x))
+    if (!tp__input_ok(g, name, "x", x))
         return NULL;
-    tp_tensor *out = out_like(g, name, x, x->shape[x->ndim - 1], x->grad != NULL);
+    tp_tensor *out = tp__out_like(g, name, x, x->shape[x->ndim - 1], x->grad != NULL);
     tp_op *op = out ? tp__op_push(g, type, out) : NULL;
     if (!op)
         return NULL;
@@ -536,7 +533,7 @@ tp_tensor *tp_activation(tp_graph *g, tp_tensor *x, tp_act act)
 tp_tensor *tp_linear(tp_graph *g, tp_tensor *x, tp_tensor *w, tp_tensor *b, tp_act act)
 {
     int B, C, OC;
-    if (!input_ok(g, "tp_linear", "x", x) || !input_ok(g, "tp_linear", "w", w) ||
+    if (!tp__input_ok(g, "tp_linear", "x", x) || !tp__input_ok(g, "tp_linear", "w", w) ||
         !matmul_shapes(g, "tp_linear", x, w, &B, &C, &OC))
         return NULL;
     if (b && b->numel != (uint64_t)OC) {
@@ -550,7 +547,7 @@ tp_tensor *tp_linear(tp_graph *g, tp_tensor *x, tp_tensor *w, tp_tensor *b, tp_a
         return NULL;
     }
     int needs_grad = x->grad || w->grad || (b && b->grad);
-    tp_tensor *out = out_like(g, "tp_linear", x, (uint32_t)OC, needs_grad);
+    tp_tensor *out = tp__out_like(g, "tp_linear", x, (uint32_t)OC, needs_grad);
     tp_op *op = out ? tp__op_push(g, TP_OP_LINEAR, out) : NULL;
     if (!op)
         return NULL;
@@ -570,7 +567,7 @@ tp_tensor *tp_linear(tp_graph *g, tp_tensor *x, tp_tensor *w, tp_tensor *b, tp_a
 
 tp_tensor *tp_dropout(tp_graph *g, tp_tensor *x, float rate, uint64_t seed)
 {
-    if (!input_ok(g, "tp_dropout", "x", x))
+    if (!tp__input_ok(g, "tp_dropout", "x", x))
         return NULL;
     if (!(rate >= 0.0f && rate < 1.0f)) {
         tp__graph_fail(g, TP_EINVAL, "tp_dropout: rate %g is outside [0, 1)", (double)rate);
@@ -578,7 +575,7 @@ tp_tensor *tp_dropout(tp_graph *g, tp_tensor *x, float rate, uint64_t seed)
     }
     if (rate == 0.0f)
         return x;
-    tp_tensor *out = out_like(g, "tp_dropout", x, x->shape[x->ndim - 1], x->grad != NULL);
+    tp_tensor *out = tp__out_like(g, "tp_dropout", x, x->shape[x->ndim - 1], x->grad != NULL);
     tp_op *op = out ? tp__op_push(g, TP_OP_DROPOUT, out) : NULL;
     if (!op)
         return NULL;
@@ -613,7 +610,7 @@ static int32_t *labels_copy(tp_graph *g, const char *op, const int32_t *labels, 
 tp_tensor *tp_softmax_xent(tp_graph *g, tp_tensor *logits, const int32_t *labels, float smoothing)
 {
     const char *name = "tp_softmax_xent";
-    if (!input_ok(g, name, "logits", logits))
+    if (!tp__input_ok(g, name, "logits", logits))
         return NULL;
     if (!labels) {
         tp__graph_fail(g, TP_EINVAL, "%s: labels is NULL", name);
@@ -644,7 +641,7 @@ tp_tensor *tp_softmax_xent(tp_graph *g, tp_tensor *logits, const int32_t *labels
 tp_tensor *tp_mse(tp_graph *g, tp_tensor *pred, const int32_t *labels, const float *targets)
 {
     const char *name = "tp_mse";
-    if (!input_ok(g, name, "pred", pred))
+    if (!tp__input_ok(g, name, "pred", pred))
         return NULL;
     if (!labels == !targets) {
         tp__graph_fail(g, TP_EINVAL, "%s: give exactly one of labels and targets", name);
@@ -671,7 +668,7 @@ tp_tensor *tp_mse(tp_graph *g, tp_tensor *pred, const int32_t *labels, const flo
 
 tp_tensor *tp_sum(tp_graph *g, tp_tensor *x, const float *weights, float scale)
 {
-    if (!input_ok(g, "tp_sum", "x", x))
+    if (!tp__input_ok(g, "tp_sum", "x", x))
         return NULL;
     uint32_t shape[1] = {1};
     tp_tensor *out = tp__tensor_out(g, "tp_sum", 1, shape, x->grad != NULL);
@@ -691,7 +688,7 @@ tp_tensor *tp_sum(tp_graph *g, tp_tensor *x, const float *weights, float scale)
 
 tp_tensor *tp_mean(tp_graph *g, tp_tensor *x, const float *weights)
 {
-    if (!input_ok(g, "tp_mean", "x", x))
+    if (!tp__input_ok(g, "tp_mean", "x", x))
         return NULL;
     return tp_sum(g, x, weights, (float)(1.0 / (double)x->numel));
 }
@@ -712,42 +709,51 @@ void tp__op_backward(tp_op *op)
     }
     case TP_OP_BIAS_ADD:
         if (x->grad)
-            add_backward(grad_acc(x), out->grad, N);
+            add_backward(tp__grad_acc(x), out->grad, N);
         if (w->grad) /* the bias is in[1] */
-            colsum_backward(grad_acc(w), out->grad, tp_tensor_rows(x), w->numel);
+            colsum_backward(tp__grad_acc(w), out->grad, tp_tensor_rows(x), w->numel);
         break;
     case TP_OP_RELU:
-        relu_backward(grad_acc(x), out->grad, out->data, N);
+        relu_backward(tp__grad_acc(x), out->grad, out->data, N);
         break;
     case TP_OP_TANH:
-        tanh_backward(grad_acc(x), out->grad, out->data, N);
+        tanh_backward(tp__grad_acc(x), out->grad, out->data, N);
         break;
     case TP_OP_GELU:
-        gelu_backward(grad_acc(x), out->grad, x->data, N);
+        gelu_backward(tp__grad_acc(x), out->grad, x->data, N);
         break;
     case TP_OP_LINEAR: {
         int B = (int)tp_tensor_rows(x), C = (int)w->shape[0], OC = (int)w->shape[1];
         /* out->grad becomes the gradient of the pre-activation, in place: nothing reads the
          * output's gradient after its producer's backward. */
-        linear_act_backward(out->grad, b && b->grad ? grad_acc(b) : NULL, out->data,
+        linear_act_backward(out->grad, b && b->grad ? tp__grad_acc(b) : NULL, out->data,
                             op->u.linear.pre, op->u.linear.act, (size_t)B, (size_t)OC);
         float bx = x->grad ? tp__grad_beta(x) : 0.0f, bw = w->grad ? tp__grad_beta(w) : 0.0f;
         matmul_backward(x->grad, bx, w->grad, bw, out->grad, x->data, w->data, B, C, OC);
         break;
     }
     case TP_OP_DROPOUT:
-        dropout_backward(grad_acc(x), out->grad, op->u.dropout.mask, N);
+        dropout_backward(tp__grad_acc(x), out->grad, op->u.dropout.mask, N);
         break;
     case TP_OP_SOFTMAX_XENT:
-        xent_backward(grad_acc(x), out->grad, op->u.xent.probs, op->u.xent.labels,
+        xent_backward(tp__grad_acc(x), out->grad, op->u.xent.probs, op->u.xent.labels,
                       op->u.xent.smoothing, out->numel, x->shape[x->ndim - 1]);
         break;
     case TP_OP_MSE:
-        mse_backward(grad_acc(x), out->grad, x->data, op->u.mse.labels, op->u.mse.targets,
+        mse_backward(tp__grad_acc(x), out->grad, x->data, op->u.mse.labels, op->u.mse.targets,
                      out->numel, x->shape[x->ndim - 1]);
         break;
     case TP_OP_SUM:
-        sum_backward(grad_acc(x), out->grad, op->u.sum.weights, op->u.sum.scale, N);
+        sum_backward(tp__grad_acc(x), out->grad, op->u.sum.weights, op->u.sum.scale, N);
         break;
+        /* The families in their own files: each a list of op types and one backward function. */
+#define TP__OP_CASE(name) case TP_OP_##name:
+        TP__CONV_OPS(TP__OP_CASE)
+        tp__conv_backward(op);
+        break;
+        TP__SEQ_OPS(TP__OP_CASE)
+        tp__seq_backward(op);
+        break;
+#undef TP__OP_CASE
     }
 }
