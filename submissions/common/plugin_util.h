@@ -18,6 +18,22 @@
 
 #include <trainperf/trainperf.h>
 
+/* The two regularisation hyperparameters every optimizer declares last (AlgoPerf: the
+ * submission owns label smoothing and dropout); sub_loss_opts reads them. */
+#define SUB_LOSS_HPARAM_DECLS                                                                      \
+    {sizeof(tp_hparam_decl),                                                                       \
+     TP_SDK_VERSION,                                                                               \
+     "label_smoothing",                                                                            \
+     TP_HPARAM_FLOAT,                                                                              \
+     0.0,                                                                                          \
+     0.0,                                                                                          \
+     0.99,                                                                                         \
+     "label smoothing of the training loss"},                                                      \
+    {                                                                                              \
+        sizeof(tp_hparam_decl), TP_SDK_VERSION, "dropout_rate", TP_HPARAM_FLOAT, 0.0, 0.0, 0.99,   \
+            "dropout rate where the model has dropout"                                             \
+    }
+
 static inline int sub_fail(tp_error *err, const char *id, int code, const char *fmt, ...)
     TP_PRINTF(4, 5);
 
@@ -101,6 +117,21 @@ static inline float *sub_update_params(const tp_host *host, tp_ctx *ctx, const c
         *rc = sub_fail(err, id, TP_ESTATE, "parameter buffer changed size since init");
         return NULL;
     }
+    return theta;
+}
+
+/* The start of most updates: the parameter buffer (checked as sub_update_params does) and the
+ * gradient of the step's batch at it, written into grad. NULL with *rc on failure; nothing
+ * has changed then. */
+static inline float *sub_update_begin(const tp_host *host, tp_ctx *ctx, const char *id,
+                                      const tp_update_args *args, uint64_t n_init,
+                                      const tp_loss_opts *opts, float *grad, tp_error *err, int *rc)
+{
+    double loss = 0.0;
+    float *theta = sub_update_params(host, ctx, id, args, n_init, err, rc);
+    if (theta != NULL &&
+        (*rc = sub_grad(host, ctx, id, NULL, args->batch, opts, grad, &loss, err)) != TP_OK)
+        return NULL;
     return theta;
 }
 

@@ -54,22 +54,7 @@
 /* ---------------------------------------------------------------------------------------- */
 /* Hyperparameters (AlgoPerf's names; the ranges are the valid domains, not a search space) */
 
-static const tp_hparam_decl lamb_hparams[] = {
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "learning_rate", TP_HPARAM_FLOAT, 1e-3, 1e-6, 10.0,
-     "peak step size, before the schedule's factor and the trust ratio"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "one_minus_beta1", TP_HPARAM_FLOAT, 0.1, 1e-6, 1.0,
-     "1 - beta1 (first-moment decay)"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "beta2", TP_HPARAM_FLOAT, 0.999, 0.0, 0.999999,
-     "second-moment decay"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "weight_decay", TP_HPARAM_FLOAT, 0.0, 0.0, 10.0,
-     "decay added to the Adam direction before the trust ratio, all parameters"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "epsilon", TP_HPARAM_FLOAT, 1e-8, 1e-12, 1.0,
-     "added to sqrt(v_hat), outside the root"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "label_smoothing", TP_HPARAM_FLOAT, 0.0, 0.0, 0.99,
-     "label smoothing of the training loss"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "dropout_rate", TP_HPARAM_FLOAT, 0.0, 0.0, 0.99,
-     "dropout rate where the model has dropout"},
-};
+static const tp_hparam_decl lamb_hparams[] = {ADAM_HPARAM_DECLS, SUB_LOSS_HPARAM_DECLS};
 
 /* ---------------------------------------------------------------------------------------- */
 /* State */
@@ -82,19 +67,9 @@ typedef struct lamb_tensor {
 } lamb_tensor;
 
 typedef struct lamb_state {
-    uint64_t n;  /* floats in the parameter buffer */
-    uint64_t t;  /* updates taken */
-    float *grad; /* (n) gradient of the current batch, then u */
-    float *m;    /* (n) first moment, not bias-corrected */
-    float *v;    /* (n) second moment, not bias-corrected */
+    adam_state adam; /* adam.grad holds the gradient, then u */
     uint32_t num_tensors;
     lamb_tensor *tensors; /* (num_tensors) sorted by offset, tiling [0, n) */
-    double lr;            /* learning_rate */
-    double beta1;         /* 1 - one_minus_beta1 */
-    double beta2;         /* beta2 */
-    double wd;            /* weight_decay */
-    double eps;           /* epsilon */
-    tp_loss_opts loss_opts;
 } lamb_state;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -102,7 +77,8 @@ typedef struct lamb_state {
 
 /* Read the host's tensors into s->tensors (allocated here), sorted by offset, and check that
  * they tile [0, n): every float updated exactly once. */
-static int lamb_read_tensors(lamb_state *s, const tp_host *host, tp_ctx *ctx, tp_error *err)
+static int lamb_read_tensors(lamb_state *s, uint64_t n, const tp_host *host, tp_ctx *ctx,
+                             tp_error *err)
 {
     uint32_t count = host->param_tensor_count(ctx);
     const uint32_t slots = count > 0 ? count : 1;
@@ -114,7 +90,7 @@ static int lamb_read_tensors(lamb_state *s, const tp_host *host, tp_ctx *ctx, tp
     s->num_tensors = slots;
     if (count == 0) {
         s->tensors[0].offset = 0;
-        s->tensors[0].numel = s->n;
+        s->tensors[0].numel = n;
         return TP_OK;
     }
     for (uint32_t i = 0; i < count; i++) {
@@ -124,11 +100,11 @@ static int lamb_read_tensors(lamb_state *s, const tp_host *host, tp_ctx *ctx, tp
         if (rc != TP_OK)
             return sub_fail(err, ID, rc, "host->param_tensor_info(%u) failed: %s", i,
                             tp_strerror(rc));
-        if (!TP_FIELD_PRESENT(&ti, tp_tensor_info, numel) || ti.numel > s->n ||
-            ti.offset > s->n - ti.numel)
+        if (!TP_FIELD_PRESENT(&ti, tp_tensor_info, numel) || ti.numel > n ||
+            ti.offset > n - ti.numel)
             return sub_fail(err, ID, TP_EINVAL,
                             "tensor %u (\"%s\") lies outside the parameter buffer of %llu floats",
-                            i, ti.name != NULL ? ti.name : "?", (unsigned long long)s->n);
+                            i, ti.name != NULL ? ti.name : "?", (unsigned long long)n);
         /* Insertion by offset: tensor tables are short and this runs once. */
         uint32_t k = i;
         while (k > 0 && s->tensors[k - 1].offset > ti.offset) {
@@ -144,12 +120,12 @@ static int lamb_read_tensors(lamb_state *s, const tp_host *host, tp_ctx *ctx, tp
             break;
         end += s->tensors[k].numel;
     }
-    if (end != s->n)
+    if (end != n)
         return sub_fail(err, ID, TP_EINVAL,
                         "the %u tensors of host->param_tensor_info do not tile the parameter "
                         "buffer of %llu floats (gap or overlap near float %llu); LAMB's per-tensor "
                         "trust ratio needs every float in exactly one tensor",
-                        count, (unsigned long long)s->n, (unsigned long long)end);
+                        count, (unsigned long long)n, (unsigned long long)end);
     return TP_OK;
 }
 
@@ -158,61 +134,32 @@ static int lamb_read_tensors(lamb_state *s, const tp_host *host, tp_ctx *ctx, tp
 
 static int lamb_init(const tp_host *host, tp_ctx *ctx, void **state, tp_error *err)
 {
-    double omb1 = 0.0;
     uint64_t n = 0;
-    lamb_state *s = NULL;
+    lamb_state *s;
     int rc;
 
     if ((rc = sub_init_params(host, ctx, ID, &n, err)) != TP_OK)
         return rc;
-    s = host->alloc(ctx, sizeof *s);
-    if (s == NULL)
+    if ((s = host->alloc(ctx, sizeof *s)) == NULL)
         return sub_fail(err, ID, TP_ENOMEM, "out of memory for the state");
-    s->n = n;
-    if ((rc = sub_hparam(host, ctx, ID, "learning_rate", &s->lr, err)) != TP_OK ||
-        (rc = sub_hparam(host, ctx, ID, "one_minus_beta1", &omb1, err)) != TP_OK ||
-        (rc = sub_hparam(host, ctx, ID, "beta2", &s->beta2, err)) != TP_OK ||
-        (rc = sub_hparam(host, ctx, ID, "weight_decay", &s->wd, err)) != TP_OK ||
-        (rc = sub_hparam(host, ctx, ID, "epsilon", &s->eps, err)) != TP_OK ||
-        (rc = sub_loss_opts(host, ctx, ID, &s->loss_opts, err)) != TP_OK)
-        goto error;
-    s->beta1 = 1.0 - omb1;
-    if ((rc = lamb_read_tensors(s, host, ctx, err)) != TP_OK)
-        goto error;
-
-    /* Zeroed by the host: m = v = 0 before the first update. */
-    s->grad = host->alloc(ctx, n * sizeof(float));
-    s->m = host->alloc(ctx, n * sizeof(float));
-    s->v = host->alloc(ctx, n * sizeof(float));
-    if (s->grad == NULL || s->m == NULL || s->v == NULL) {
-        rc =
-            sub_fail(err, ID, TP_ENOMEM, "out of memory for grad, m and v (3 x num_params floats)");
-        goto error;
+    if ((rc = lamb_read_tensors(s, n, host, ctx, err)) != TP_OK ||
+        (rc = adam_state_init(host, ctx, ID, n, &s->adam, err)) != TP_OK) {
+        host->free(ctx, s->tensors);
+        host->free(ctx, s);
+        return rc;
     }
     *state = s;
     return TP_OK;
-
-error:
-    host->free(ctx, s->tensors);
-    host->free(ctx, s->grad);
-    host->free(ctx, s->m);
-    host->free(ctx, s->v);
-    host->free(ctx, s);
-    return rc;
 }
 
 static int lamb_update(void *state, const tp_host *host, tp_ctx *ctx, const tp_update_args *args,
                        tp_error *err)
 {
-    lamb_state *s = state;
-    double loss = 0.0;
+    lamb_state *L = state;
+    adam_state *s = &L->adam;
     int rc;
-
-    float *theta = sub_update_params(host, ctx, ID, args, s->n, err, &rc);
+    float *theta = sub_update_begin(host, ctx, ID, args, s->n, &s->loss_opts, s->grad, err, &rc);
     if (theta == NULL)
-        return rc;
-    if ((rc = sub_grad(host, ctx, ID, NULL, args->batch, &s->loss_opts, s->grad, &loss, err)) !=
-        TP_OK)
         return rc;
 
     /* Per-step scalars, in double, once. */
@@ -241,8 +188,8 @@ static int lamb_update(void *state, const tp_host *host, tp_ctx *ctx, const tp_u
     }
 
     /* Per tensor: the trust ratio from the norms of theta (before the step) and u. */
-    for (uint32_t k = 0; k < s->num_tensors; k++) {
-        lamb_tensor *T = &s->tensors[k];
+    for (uint32_t k = 0; k < L->num_tensors; k++) {
+        lamb_tensor *T = &L->tensors[k];
         float *restrict p = theta + T->offset;
         const float *restrict u = s->grad + T->offset;
         double pp = 0.0, uu = 0.0;
@@ -264,17 +211,14 @@ static int lamb_update(void *state, const tp_host *host, tp_ctx *ctx, const tp_u
 static int lamb_precondition(void *state, const tp_host *host, tp_ctx *ctx, const float *x,
                              float *out, tp_error *err)
 {
-    const lamb_state *s = state;
-
-    if (x == NULL || out == NULL)
-        return sub_fail(err, ID, TP_EINVAL, "precondition: NULL vector");
-    if (s->t == 0)
-        return sub_fail(err, ID, TP_ESTATE,
-                        "precondition: no update taken yet, so the preconditioner "
-                        "(1 - b1^t)(sqrt(v_hat) + eps) / trust is undefined; call it after update");
-    const adam_scalars a = adam_scalars_at(s->beta1, s->beta2, s->eps, s->t);
-    for (uint32_t k = 0; k < s->num_tensors; k++) {
-        const lamb_tensor *T = &s->tensors[k];
+    const lamb_state *L = state;
+    const adam_state *s = &L->adam;
+    int rc = adam_state_precondition_ok(s, ID, x, out, err);
+    if (rc != TP_OK)
+        return rc;
+    const adam_scalars a = adam_state_scalars(s);
+    for (uint32_t k = 0; k < L->num_tensors; k++) {
+        const lamb_tensor *T = &L->tensors[k];
         adam_precondition(T->numel, s->v + T->offset, &a, 1.0 / T->trust, x + T->offset,
                           out + T->offset);
     }
@@ -283,14 +227,12 @@ static int lamb_precondition(void *state, const tp_host *host, tp_ctx *ctx, cons
 
 static void lamb_destroy(void *state, const tp_host *host, tp_ctx *ctx)
 {
-    lamb_state *s = state;
-    if (s == NULL)
+    lamb_state *L = state;
+    if (L == NULL)
         return;
-    host->free(ctx, s->tensors);
-    host->free(ctx, s->grad);
-    host->free(ctx, s->m);
-    host->free(ctx, s->v);
-    host->free(ctx, s);
+    adam_state_free(host, ctx, &L->adam);
+    host->free(ctx, L->tensors);
+    host->free(ctx, L);
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -46,99 +46,25 @@
 #define ID "nadamw"
 
 /* ---------------------------------------------------------------------------------------- */
-/* Hyperparameters (AlgoPerf's names; the ranges are the valid domains, not a search space) */
+/* Hyperparameters and state (adam.h) */
 
-static const tp_hparam_decl nadamw_hparams[] = {
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "learning_rate", TP_HPARAM_FLOAT, 1e-3, 1e-6, 10.0,
-     "peak step size, before the schedule's factor"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "one_minus_beta1", TP_HPARAM_FLOAT, 0.1, 1e-6, 1.0,
-     "1 - beta1 (first-moment decay)"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "beta2", TP_HPARAM_FLOAT, 0.999, 0.0, 0.999999,
-     "second-moment decay"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "weight_decay", TP_HPARAM_FLOAT, 0.0, 0.0, 10.0,
-     "decoupled weight decay, scaled by lr_t, all parameters"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "epsilon", TP_HPARAM_FLOAT, 1e-8, 1e-12, 1.0,
-     "added to sqrt(v_hat), outside the root"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "label_smoothing", TP_HPARAM_FLOAT, 0.0, 0.0, 0.99,
-     "label smoothing of the training loss"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "dropout_rate", TP_HPARAM_FLOAT, 0.0, 0.0, 0.99,
-     "dropout rate where the model has dropout"},
-};
-
-/* ---------------------------------------------------------------------------------------- */
-/* State */
-
-typedef struct nadamw_state {
-    uint64_t n;   /* floats in the parameter buffer */
-    uint64_t t;   /* updates taken */
-    float *grad;  /* (n) gradient of the current batch */
-    float *m;     /* (n) first moment, not bias-corrected */
-    float *v;     /* (n) second moment, not bias-corrected */
-    double lr;    /* learning_rate */
-    double beta1; /* 1 - one_minus_beta1 */
-    double beta2; /* beta2 */
-    double wd;    /* weight_decay */
-    double eps;   /* epsilon */
-    tp_loss_opts loss_opts;
-} nadamw_state;
+static const tp_hparam_decl nadamw_hparams[] = {ADAM_HPARAM_DECLS, SUB_LOSS_HPARAM_DECLS};
 
 /* ---------------------------------------------------------------------------------------- */
 /* Entry points */
 
 static int nadamw_init(const tp_host *host, tp_ctx *ctx, void **state, tp_error *err)
 {
-    double omb1 = 0.0;
-    uint64_t n = 0;
-    nadamw_state *s = NULL;
-    int rc;
-
-    if ((rc = sub_init_params(host, ctx, ID, &n, err)) != TP_OK)
-        return rc;
-    s = host->alloc(ctx, sizeof *s);
-    if (s == NULL)
-        return sub_fail(err, ID, TP_ENOMEM, "out of memory for the state");
-    s->n = n;
-    if ((rc = sub_hparam(host, ctx, ID, "learning_rate", &s->lr, err)) != TP_OK ||
-        (rc = sub_hparam(host, ctx, ID, "one_minus_beta1", &omb1, err)) != TP_OK ||
-        (rc = sub_hparam(host, ctx, ID, "beta2", &s->beta2, err)) != TP_OK ||
-        (rc = sub_hparam(host, ctx, ID, "weight_decay", &s->wd, err)) != TP_OK ||
-        (rc = sub_hparam(host, ctx, ID, "epsilon", &s->eps, err)) != TP_OK ||
-        (rc = sub_loss_opts(host, ctx, ID, &s->loss_opts, err)) != TP_OK)
-        goto error;
-    s->beta1 = 1.0 - omb1;
-
-    /* Zeroed by the host: m = v = 0 before the first update. */
-    s->grad = host->alloc(ctx, n * sizeof(float));
-    s->m = host->alloc(ctx, n * sizeof(float));
-    s->v = host->alloc(ctx, n * sizeof(float));
-    if (s->grad == NULL || s->m == NULL || s->v == NULL) {
-        rc =
-            sub_fail(err, ID, TP_ENOMEM, "out of memory for grad, m and v (3 x num_params floats)");
-        goto error;
-    }
-    *state = s;
-    return TP_OK;
-
-error:
-    host->free(ctx, s->grad);
-    host->free(ctx, s->m);
-    host->free(ctx, s->v);
-    host->free(ctx, s);
-    return rc;
+    return adam_state_create(host, ctx, ID, state, err);
 }
 
 static int nadamw_update(void *state, const tp_host *host, tp_ctx *ctx, const tp_update_args *args,
                          tp_error *err)
 {
-    nadamw_state *s = state;
-    double loss = 0.0;
+    adam_state *s = state;
     int rc;
-
-    float *theta = sub_update_params(host, ctx, ID, args, s->n, err, &rc);
+    float *theta = sub_update_begin(host, ctx, ID, args, s->n, &s->loss_opts, s->grad, err, &rc);
     if (theta == NULL)
-        return rc;
-    if ((rc = sub_grad(host, ctx, ID, NULL, args->batch, &s->loss_opts, s->grad, &loss, err)) !=
-        TP_OK)
         return rc;
 
     /* Per-step scalars, in double, once. */
@@ -170,28 +96,7 @@ static int nadamw_update(void *state, const tp_host *host, tp_ctx *ctx, const tp
 static int nadamw_precondition(void *state, const tp_host *host, tp_ctx *ctx, const float *x,
                                float *out, tp_error *err)
 {
-    const nadamw_state *s = state;
-
-    if (x == NULL || out == NULL)
-        return sub_fail(err, ID, TP_EINVAL, "precondition: NULL vector");
-    if (s->t == 0)
-        return sub_fail(err, ID, TP_ESTATE,
-                        "precondition: no update taken yet, so the preconditioner "
-                        "(1 - b1^t)(sqrt(v_hat) + eps) is undefined; call it after update");
-    const adam_scalars a = adam_scalars_at(s->beta1, s->beta2, s->eps, s->t);
-    adam_precondition(s->n, s->v, &a, 1.0, x, out);
-    return TP_OK;
-}
-
-static void nadamw_destroy(void *state, const tp_host *host, tp_ctx *ctx)
-{
-    nadamw_state *s = state;
-    if (s == NULL)
-        return;
-    host->free(ctx, s->grad);
-    host->free(ctx, s->m);
-    host->free(ctx, s->v);
-    host->free(ctx, s);
+    return adam_state_precondition(state, ID, x, out, err);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -208,7 +113,7 @@ static const tp_plugin_desc nadamw_desc = {
     .init = nadamw_init,
     .update = nadamw_update,
     .precondition = nadamw_precondition,
-    .destroy = nadamw_destroy,
+    .destroy = adam_state_destroy,
 };
 
 TP_PLUGIN_ENTRY(i)

@@ -47,44 +47,19 @@
 #define ID "sam"
 
 /* ---------------------------------------------------------------------------------------- */
-/* Hyperparameters (AlgoPerf's names; the ranges are the valid domains, not a search space) */
+/* Hyperparameters and state (the inner AdamW's: adam.h) */
 
 static const tp_hparam_decl sam_hparams[] = {
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "learning_rate", TP_HPARAM_FLOAT, 1e-3, 1e-6, 10.0,
-     "peak step size of the inner AdamW, before the schedule's factor"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "one_minus_beta1", TP_HPARAM_FLOAT, 0.1, 1e-6, 1.0,
-     "1 - beta1 (first-moment decay)"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "beta2", TP_HPARAM_FLOAT, 0.999, 0.0, 0.999999,
-     "second-moment decay"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "weight_decay", TP_HPARAM_FLOAT, 0.0, 0.0, 10.0,
-     "decoupled weight decay, scaled by lr_t, all parameters"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "epsilon", TP_HPARAM_FLOAT, 1e-8, 1e-12, 1.0,
-     "added to sqrt(v_hat), outside the root"},
+    ADAM_HPARAM_DECLS,
     {sizeof(tp_hparam_decl), TP_SDK_VERSION, "rho", TP_HPARAM_FLOAT, 0.05, 0.0, 10.0,
      "radius of the ascent step: e = rho g / ||g||"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "label_smoothing", TP_HPARAM_FLOAT, 0.0, 0.0, 0.99,
-     "label smoothing of the training loss (both passes)"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "dropout_rate", TP_HPARAM_FLOAT, 0.0, 0.0, 0.99,
-     "dropout rate where the model has dropout (both passes)"},
+    SUB_LOSS_HPARAM_DECLS, /* both passes use them */
 };
 
-/* ---------------------------------------------------------------------------------------- */
-/* State */
-
 typedef struct sam_state {
-    uint64_t n;   /* floats in the parameter buffer */
-    uint64_t t;   /* updates taken */
-    float *grad;  /* (n) g1, then g2 */
-    float *pert;  /* (n) theta + e, where g2 is taken */
-    float *m;     /* (n) first moment, not bias-corrected */
-    float *v;     /* (n) second moment, not bias-corrected */
-    double lr;    /* learning_rate */
-    double beta1; /* 1 - one_minus_beta1 */
-    double beta2; /* beta2 */
-    double wd;    /* weight_decay */
-    double eps;   /* epsilon */
-    double rho;   /* rho */
-    tp_loss_opts loss_opts;
+    adam_state adam; /* the inner AdamW; adam.grad holds g1, then g2 */
+    float *pert;     /* (n) theta + e, where g2 is taken */
+    double rho;      /* rho */
 } sam_state;
 
 /* ---------------------------------------------------------------------------------------- */
@@ -119,45 +94,27 @@ static void sam_ascent(uint64_t n, double rho, const float *restrict theta, cons
 
 static int sam_init(const tp_host *host, tp_ctx *ctx, void **state, tp_error *err)
 {
-    double omb1 = 0.0;
     uint64_t n = 0;
-    sam_state *s = NULL;
+    sam_state *s;
     int rc;
 
     if ((rc = sub_init_params(host, ctx, ID, &n, err)) != TP_OK)
         return rc;
-    s = host->alloc(ctx, sizeof *s);
-    if (s == NULL)
+    if ((s = host->alloc(ctx, sizeof *s)) == NULL)
         return sub_fail(err, ID, TP_ENOMEM, "out of memory for the state");
-    s->n = n;
-    if ((rc = sub_hparam(host, ctx, ID, "learning_rate", &s->lr, err)) != TP_OK ||
-        (rc = sub_hparam(host, ctx, ID, "one_minus_beta1", &omb1, err)) != TP_OK ||
-        (rc = sub_hparam(host, ctx, ID, "beta2", &s->beta2, err)) != TP_OK ||
-        (rc = sub_hparam(host, ctx, ID, "weight_decay", &s->wd, err)) != TP_OK ||
-        (rc = sub_hparam(host, ctx, ID, "epsilon", &s->eps, err)) != TP_OK ||
-        (rc = sub_hparam(host, ctx, ID, "rho", &s->rho, err)) != TP_OK ||
-        (rc = sub_loss_opts(host, ctx, ID, &s->loss_opts, err)) != TP_OK)
+    if ((rc = sub_hparam(host, ctx, ID, "rho", &s->rho, err)) != TP_OK ||
+        (rc = adam_state_init(host, ctx, ID, n, &s->adam, err)) != TP_OK)
         goto error;
-    s->beta1 = 1.0 - omb1;
-
-    /* Zeroed by the host: m = v = 0 before the first update. */
-    s->grad = host->alloc(ctx, n * sizeof(float));
-    s->pert = host->alloc(ctx, n * sizeof(float));
-    s->m = host->alloc(ctx, n * sizeof(float));
-    s->v = host->alloc(ctx, n * sizeof(float));
-    if (s->grad == NULL || s->pert == NULL || s->m == NULL || s->v == NULL) {
-        rc = sub_fail(err, ID, TP_ENOMEM,
-                      "out of memory for grad, theta + e, m and v (4 x num_params floats)");
+    if ((s->pert = host->alloc(ctx, n * sizeof(float))) == NULL) {
+        rc = sub_fail(err, ID, TP_ENOMEM, "out of memory for theta + e (%llu floats)",
+                      (unsigned long long)n);
+        adam_state_free(host, ctx, &s->adam);
         goto error;
     }
     *state = s;
     return TP_OK;
 
 error:
-    host->free(ctx, s->grad);
-    host->free(ctx, s->pert);
-    host->free(ctx, s->m);
-    host->free(ctx, s->v);
     host->free(ctx, s);
     return rc;
 }
@@ -166,29 +123,26 @@ static int sam_update(void *state, const tp_host *host, tp_ctx *ctx, const tp_up
                       tp_error *err)
 {
     sam_state *s = state;
+    adam_state *A = &s->adam;
     double loss = 0.0;
     int rc;
 
-    float *theta = sub_update_params(host, ctx, ID, args, s->n, err, &rc);
-    if (theta == NULL)
-        return rc;
-
     /* g1 at theta, the ascent point theta + e, g2 there on the same batch. Nothing of the
      * state or of theta changes before both gradients are in. */
-    if ((rc = sub_grad(host, ctx, ID, NULL, args->batch, &s->loss_opts, s->grad, &loss, err)) !=
-        TP_OK)
+    float *theta = sub_update_begin(host, ctx, ID, args, A->n, &A->loss_opts, A->grad, err, &rc);
+    if (theta == NULL)
         return rc;
-    sam_ascent(s->n, s->rho, theta, s->grad, s->pert);
-    if ((rc = sub_grad(host, ctx, ID, s->pert, args->batch, &s->loss_opts, s->grad, &loss, err)) !=
+    sam_ascent(A->n, s->rho, theta, A->grad, s->pert);
+    if ((rc = sub_grad(host, ctx, ID, s->pert, args->batch, &A->loss_opts, A->grad, &loss, err)) !=
         TP_OK)
         return rc;
 
     /* AdamW with g2: per-step scalars in double, once, then one fused flat loop. */
-    const uint64_t t = s->t + 1;
-    const double lr_t = s->lr * args->lr_factor;
-    const adam_scalars a = adam_scalars_at(s->beta1, s->beta2, s->eps, t);
-    adam_step(s->n, &a, (float)(lr_t / a.bc1), (float)(lr_t * s->wd), theta, s->m, s->v, s->grad);
-    s->t = t;
+    const uint64_t t = A->t + 1;
+    const double lr_t = A->lr * args->lr_factor;
+    const adam_scalars a = adam_scalars_at(A->beta1, A->beta2, A->eps, t);
+    adam_step(A->n, &a, (float)(lr_t / a.bc1), (float)(lr_t * A->wd), theta, A->m, A->v, A->grad);
+    A->t = t;
     return TP_OK;
 }
 
@@ -196,17 +150,7 @@ static int sam_update(void *state, const tp_host *host, tp_ctx *ctx, const tp_up
 static int sam_precondition(void *state, const tp_host *host, tp_ctx *ctx, const float *x,
                             float *out, tp_error *err)
 {
-    const sam_state *s = state;
-
-    if (x == NULL || out == NULL)
-        return sub_fail(err, ID, TP_EINVAL, "precondition: NULL vector");
-    if (s->t == 0)
-        return sub_fail(err, ID, TP_ESTATE,
-                        "precondition: no update taken yet, so the inner AdamW's preconditioner "
-                        "(1 - b1^t)(sqrt(v_hat) + eps) is undefined; call it after update");
-    const adam_scalars a = adam_scalars_at(s->beta1, s->beta2, s->eps, s->t);
-    adam_precondition(s->n, s->v, &a, 1.0, x, out);
-    return TP_OK;
+    return adam_state_precondition(&((const sam_state *)state)->adam, ID, x, out, err);
 }
 
 static void sam_destroy(void *state, const tp_host *host, tp_ctx *ctx)
@@ -214,10 +158,8 @@ static void sam_destroy(void *state, const tp_host *host, tp_ctx *ctx)
     sam_state *s = state;
     if (s == NULL)
         return;
-    host->free(ctx, s->grad);
+    adam_state_free(host, ctx, &s->adam);
     host->free(ctx, s->pert);
-    host->free(ctx, s->m);
-    host->free(ctx, s->v);
     host->free(ctx, s);
 }
 
