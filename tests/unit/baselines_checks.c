@@ -11,6 +11,28 @@
 #include <math.h>
 #include <string.h>
 
+int tb_libs_open(tb_lib *libs, const char *const *paths, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        if (tb_lib_open(&libs[k], paths[k]) != 0)
+            return -1;
+    return 0;
+}
+
+void tb_libs_close(tb_lib *libs, size_t n)
+{
+    for (size_t k = 0; k < n; k++)
+        tb_lib_close(&libs[k]);
+}
+
+const tp_plugin_desc *tb_find(const tb_lib *libs, const char *const *paths, int lib, const char *id)
+{
+    const tp_plugin_desc *d = tb_lib_find(&libs[lib], id);
+    if (d == NULL)
+        fail_msg("%s: no plugin with id \"%s\"", paths[lib], id);
+    return d;
+}
+
 const tp_hparam_decl *hparam_at(const tp_plugin_desc *d, uint32_t k)
 {
     return (const tp_hparam_decl *)((const char *)d->hparams +

@@ -3,6 +3,7 @@
  * and the test_baselines_<family>.c files beside it), on top of the mock host of
  * test_baselines_host.h. They assert with cmocka, so they run inside a cmocka test.
  *
+ *   - tb_libs_open / tb_find: the plugin files of a test group and their descriptors;
  *   - step_io: one update's batch, args and error struct;
  *   - mixed_err / OPT_TOL: the comparison of float parameters with a double reference;
  *   - test_factor / mock_grad: the varying schedule factor and the gradient the mock hands out;
@@ -18,6 +19,14 @@
 #include <stdint.h>
 
 #include "test_baselines_host.h"
+
+/* Open the n plugin files at paths into libs (a test group's setup): 0, or -1 with a message
+ * on stderr. */
+int tb_libs_open(tb_lib *libs, const char *const *paths, size_t n);
+void tb_libs_close(tb_lib *libs, size_t n);
+/* The descriptor with this id in libs[lib]; fails the test when there is none. */
+const tp_plugin_desc *tb_find(const tb_lib *libs, const char *const *paths, int lib,
+                              const char *id);
 
 /* Tolerance of the optimizer comparisons, in mixed_err units: float parameters carry ~6e-8
  * relative rounding per step; the plugins compute in float, the references in double. */

@@ -46,25 +46,18 @@ static tb_lib libs[NUM_LIBS];
 
 static int group_setup(void **unused)
 {
-    for (int k = 0; k < NUM_LIBS; k++)
-        if (tb_lib_open(&libs[k], lib_paths[k]) != 0)
-            return -1;
-    return 0;
+    return tb_libs_open(libs, lib_paths, NUM_LIBS);
 }
 
 static int group_teardown(void **unused)
 {
-    for (int k = 0; k < NUM_LIBS; k++)
-        tb_lib_close(&libs[k]);
+    tb_libs_close(libs, NUM_LIBS);
     return 0;
 }
 
 static const tp_plugin_desc *find(int lib, const char *id)
 {
-    const tp_plugin_desc *d = tb_lib_find(&libs[lib], id);
-    if (d == NULL)
-        fail_msg("%s: no plugin with id \"%s\"", lib_paths[lib], id);
-    return d;
+    return tb_find(libs, lib_paths, lib, id);
 }
 
 /* ---------------------------------------------------------------------------------------- */
