@@ -82,10 +82,7 @@ static const tp_hparam_decl adafactor_hparams[] = {
      "update clipping: x /= max(1, rms(x) / clip_threshold) per tensor"},
     {sizeof(tp_hparam_decl), TP_SDK_VERSION, "min_dim_size_to_factor", TP_HPARAM_INT, 1.0, 1.0,
      1073741824.0, "factor a tensor of ndim >= 2 when its last two dims are both >= this (1: all)"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "label_smoothing", TP_HPARAM_FLOAT, 0.0, 0.0, 0.99,
-     "label smoothing of the training loss"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "dropout_rate", TP_HPARAM_FLOAT, 0.0, 0.0, 0.99,
-     "dropout rate where the model has dropout"},
+    SUB_LOSS_HPARAM_DECLS,
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -397,14 +394,10 @@ static int adafactor_update(void *state, const tp_host *host, tp_ctx *ctx,
                             const tp_update_args *args, tp_error *err)
 {
     adafactor_state *s = state;
-    double loss = 0.0;
     int rc;
 
-    float *theta = sub_update_params(host, ctx, ID, args, s->n, err, &rc);
+    float *theta = sub_update_begin(host, ctx, ID, args, s->n, &s->loss_opts, s->grad, err, &rc);
     if (theta == NULL)
-        return rc;
-    if ((rc = sub_grad(host, ctx, ID, NULL, args->batch, &s->loss_opts, s->grad, &loss, err)) !=
-        TP_OK)
         return rc;
 
     /* Per-step scalars, in double, once. */

@@ -42,10 +42,7 @@ static const tp_hparam_decl momentum_hparams[] = {
      "1 - beta1 (momentum coefficient); 1 gives plain SGD"},
     {sizeof(tp_hparam_decl), TP_SDK_VERSION, "weight_decay", TP_HPARAM_FLOAT, 0.0, 0.0, 1.0,
      "L2 coefficient added to the gradient before the momentum, all parameters"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "label_smoothing", TP_HPARAM_FLOAT, 0.0, 0.0, 0.99,
-     "label smoothing of the training loss"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "dropout_rate", TP_HPARAM_FLOAT, 0.0, 0.0, 0.99,
-     "dropout rate where the model has dropout"},
+    SUB_LOSS_HPARAM_DECLS,
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -120,14 +117,9 @@ static int momentum_update(void *state, const tp_host *host, tp_ctx *ctx,
                            const tp_update_args *args, tp_error *err)
 {
     momentum_state *s = state;
-    double loss = 0.0;
     int rc;
-
-    float *theta = sub_update_params(host, ctx, s->id, args, s->n, err, &rc);
+    float *theta = sub_update_begin(host, ctx, s->id, args, s->n, &s->loss_opts, s->grad, err, &rc);
     if (theta == NULL)
-        return rc;
-    if ((rc = sub_grad(host, ctx, s->id, NULL, args->batch, &s->loss_opts, s->grad, &loss, err)) !=
-        TP_OK)
         return rc;
 
     /* Per-step scalars once; the loop in float so the compiler vectorises it. */

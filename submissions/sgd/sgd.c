@@ -33,10 +33,7 @@ static const tp_hparam_decl sgd_hparams[] = {
      "step size before the schedule's factor"},
     {sizeof(tp_hparam_decl), TP_SDK_VERSION, "weight_decay", TP_HPARAM_FLOAT, 0.0, 0.0, 1.0,
      "L2 coefficient added to the gradient, all parameters"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "label_smoothing", TP_HPARAM_FLOAT, 0.0, 0.0, 0.99,
-     "label smoothing of the training loss"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "dropout_rate", TP_HPARAM_FLOAT, 0.0, 0.0, 0.99,
-     "dropout rate where the model has dropout"},
+    SUB_LOSS_HPARAM_DECLS,
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -87,14 +84,10 @@ static int sgd_update(void *state, const tp_host *host, tp_ctx *ctx, const tp_up
                       tp_error *err)
 {
     sgd_state *s = state;
-    double loss = 0.0;
     int rc;
 
-    float *theta = sub_update_params(host, ctx, ID, args, s->n, err, &rc);
+    float *theta = sub_update_begin(host, ctx, ID, args, s->n, &s->loss_opts, s->grad, err, &rc);
     if (theta == NULL)
-        return rc;
-    if ((rc = sub_grad(host, ctx, ID, NULL, args->batch, &s->loss_opts, s->grad, &loss, err)) !=
-        TP_OK)
         return rc;
 
     /* One fused flat loop; constants in float so the compiler vectorises it. */

@@ -112,10 +112,7 @@ static const tp_hparam_decl shampoo_hparams[] = {
      1.0, 1e12, "first step (1-based) that computes roots and takes the Shampoo direction"},
     {sizeof(tp_hparam_decl), TP_SDK_VERSION, "max_preconditioner_dim", TP_HPARAM_INT, 128.0, 1.0,
      8192.0, "block size: weights are split into blocks of at most this many rows and columns"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "label_smoothing", TP_HPARAM_FLOAT, 0.0, 0.0, 0.99,
-     "label smoothing of the training loss"},
-    {sizeof(tp_hparam_decl), TP_SDK_VERSION, "dropout_rate", TP_HPARAM_FLOAT, 0.0, 0.0, 0.99,
-     "dropout rate where the model has dropout"},
+    SUB_LOSS_HPARAM_DECLS,
 };
 
 /* ---------------------------------------------------------------------------------------- */
@@ -494,14 +491,10 @@ static int shampoo_update(void *state, const tp_host *host, tp_ctx *ctx, const t
                           tp_error *err)
 {
     shampoo_state *s = state;
-    double loss = 0.0;
     int rc;
 
-    float *theta = sub_update_params(host, ctx, ID, args, s->n, err, &rc);
+    float *theta = sub_update_begin(host, ctx, ID, args, s->n, &s->loss_opts, s->grad, err, &rc);
     if (theta == NULL)
-        return rc;
-    if ((rc = sub_grad(host, ctx, ID, NULL, args->batch, &s->loss_opts, s->grad, &loss, err)) !=
-        TP_OK)
         return rc;
 
     const uint64_t t = s->t + 1;
