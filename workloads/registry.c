@@ -1,6 +1,8 @@
 /*
- * registry.c - the workloads compiled into trainperf (tp_workload_find / tp_workload_at), a
- * static table in the order `trainperf list` shows them.
+ * registry.c - the workloads compiled into trainperf (tp_workload_find / tp_workload_at): a
+ * static table built from registry_list.h, which CMake generates from every
+ * workloads/<family>/workload.cmake (TP_WORKLOAD(name) each, in name order, the order
+ * `trainperf list` shows them). Family `name` defines `const tp_workload_desc tp_<name>_desc`.
  *
  * Not here: variants (each base workload's config file lists its own), plugins.
  */
@@ -8,10 +10,14 @@
 
 #include <string.h>
 
-#include "workloads/fmnist_mlp/fmnist_mlp.h"
+#define TP_WORKLOAD(name) extern const tp_workload_desc tp_##name##_desc;
+#include "registry_list.h"
+#undef TP_WORKLOAD
 
 static const tp_workload_desc *const registry[] = {
-    &tp_fmnist_mlp_desc,
+#define TP_WORKLOAD(name) &tp_##name##_desc,
+#include "registry_list.h"
+#undef TP_WORKLOAD
 };
 
 #define REGISTRY_SIZE (sizeof registry / sizeof registry[0])
