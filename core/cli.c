@@ -247,6 +247,9 @@ static int cmd_run(int argc, char **argv)
                  cfg.file, cfg.name);
         goto fail;
     }
+    tp_wl_params wp = {cfg.file, cfg.options, cfg.num_options};
+    if (tp_workload_prepare(wd, &wp, err, sizeof err) < 0)
+        goto fail;
     if (tp_results_open(results_dir, &db, err, sizeof err) < 0)
         goto fail;
 

@@ -136,6 +136,9 @@ static int add_column(sweep *S, const char *path, const char *variant, char *err
         rc = TP_ECONFIG;
         goto out;
     }
+    tp_wl_params wp = {cfg.file, cfg.options, cfg.num_options};
+    if ((rc = tp_workload_prepare(d, &wp, err, errlen)) < 0)
+        goto out;
     column *grown = realloc(S->cols, (S->num_cols + 1) * sizeof *grown);
     if (!grown) {
         rc = TP_ENOMEM;

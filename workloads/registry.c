@@ -34,3 +34,9 @@ const tp_workload_desc *tp_workload_at(size_t i)
 {
     return i < REGISTRY_SIZE ? registry[i] : NULL;
 }
+
+int tp_workload_prepare(const tp_workload_desc *d, const tp_wl_params *params, char *err,
+                        size_t errlen)
+{
+    return d->prepare ? d->prepare(params, err, errlen) : 0;
+}

@@ -83,10 +83,19 @@ typedef struct tp_workload_desc {
      * equal the instance's fields. */
     const char *metric; /* "accuracy" */
     int maximize;
+    /* Optional (NULL: nothing to do). Run by the host, outside any sandbox, before a worker
+     * creates the workload: produce data that needs a program run or a download-free cache
+     * build (kjv_lm dumps the Bible with Debian's `bible` into its data directory). Must be
+     * idempotent and cheap once done, and write its files atomically (several hosts may run
+     * it at once). 0 or a negative TP_E... code with a message naming what to install. */
+    int (*prepare)(const tp_wl_params *params, char *err, size_t errlen);
 } tp_workload_desc;
 
 /* workloads/registry.c: the workloads compiled in. */
 const tp_workload_desc *tp_workload_find(const char *name);
 const tp_workload_desc *tp_workload_at(size_t i); /* NULL past the end */
+/* d->prepare(params) when the family has one; 0 otherwise. */
+int tp_workload_prepare(const tp_workload_desc *d, const tp_wl_params *params, char *err,
+                        size_t errlen);
 
 #endif /* TP_NN_WORKLOAD_H */
