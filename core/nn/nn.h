@@ -21,6 +21,7 @@
  * Conventions
  *   - Linear weights are stored (in, out), as Flax's Dense kernel: y (B, OC) = x (B, C) @ W
  *     (C, OC). A tensor of more than 2 dims is treated as (numel / last dim, last dim).
+ *   - SiLU is x sigmoid(x), with the sigmoid written so that neither tail cancels or overflows.
  *   - GELU is the tanh approximation (GPT-2's and jax.nn.gelu's default), computed as
  *     x sigmoid(2u) so it has no cancellation for negative x. tanh is our own branch-free
  *     formula (within 2.3 ulp, NaN-preserving) so its loops vectorise; glibc's tanhf is ~8x
@@ -134,7 +135,8 @@ typedef enum tp_act {
     TP_ACT_NONE = 0,
     TP_ACT_RELU = 1,
     TP_ACT_TANH = 2,
-    TP_ACT_GELU = 3 /* tanh approximation */
+    TP_ACT_GELU = 3, /* tanh approximation */
+    TP_ACT_SILU = 4  /* x sigmoid(x), also called swish */
 } tp_act;
 
 /* (B, C) @ (C, OC) -> (B, OC). */
@@ -144,6 +146,7 @@ tp_tensor *tp_bias_add(tp_graph *g, tp_tensor *x, tp_tensor *b);
 tp_tensor *tp_relu(tp_graph *g, tp_tensor *x);
 tp_tensor *tp_tanh(tp_graph *g, tp_tensor *x);
 tp_tensor *tp_gelu(tp_graph *g, tp_tensor *x);
+tp_tensor *tp_silu(tp_graph *g, tp_tensor *x);
 tp_tensor *tp_activation(tp_graph *g, tp_tensor *x, tp_act act); /* NONE returns x */
 /* Fused act(x @ w + b): one sgemm and one pass over the output, forward and backward.
  * x (B, C), w (C, OC), b (OC) or NULL -> (B, OC). Its backward turns the output's gradient into

@@ -30,6 +30,7 @@ typedef enum tp_op_type {
     TP_OP_SOFTMAX_XENT,
     TP_OP_MSE,
     TP_OP_SUM,
+    TP_OP_SILU,
 #define TP__OP_ENUM(name) TP_OP_##name,
     TP__CONV_OPS(TP__OP_ENUM) /* conv.c */
     TP__SEQ_OPS(TP__OP_ENUM)  /* seq.c */
@@ -45,7 +46,7 @@ typedef struct tp_op {
     union {
         struct {
             tp_act act;
-            float *pre; /* (B, OC) pre-activation, kept for GELU only */
+            float *pre; /* (B, OC) pre-activation, kept for GELU and SiLU only */
         } linear;
         struct {
             float *mask; /* (numel) 0 or 1 / (1 - rate) */
@@ -98,6 +99,10 @@ tp_tensor *tp__out_like(tp_graph *g, const char *op, const tp_tensor *t, uint32_
 /* Backward of the ops of conv.c / seq.c (one switch each, over their op types). */
 void tp__conv_backward(tp_op *op);
 void tp__seq_backward(tp_op *op);
+/* The activations of ops.c for the other families (GLU in seq.c), over n contiguous floats:
+ * out = act(inp) (out may be inp), and dinp += dout * act'(inp). */
+void tp__act_forward(float *out, const float *inp, size_t n, tp_act act);
+void tp__act_backward(float *dinp, const float *dout, const float *inp, size_t n, tp_act act);
 /* "(128, 784)" into buf. */
 const char *tp__shape_str(const tp_tensor *t, char *buf, size_t len);
 

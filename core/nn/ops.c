@@ -188,6 +188,35 @@ static inline float gelu_grad(float x)
     return q + 2.0f * x * q * one_minus_q * du;
 }
 
+/* silu(x) = x sigmoid(x), sigmoid(x) = sigmoid2(x / 2): no overflow and no cancellation in either
+ * tail. The sigmoid stops shrinking at x = -80 (1.8e-35), so silu(-1e4) is -1.8e-31, not NaN. */
+static inline float silu(float x)
+{
+    float s, one_minus_s;
+    sigmoid2(0.5f * x, &s, &one_minus_s);
+    return x * s;
+}
+
+/* silu'(x) = s + x s (1 - s). */
+static inline float silu_grad(float x)
+{
+    float s, one_minus_s;
+    sigmoid2(0.5f * x, &s, &one_minus_s);
+    return s + x * s * one_minus_s;
+}
+
+static void silu_forward(float *out, const float *inp, size_t N)
+{
+    for (size_t i = 0; i < N; i++)
+        out[i] = silu(inp[i]);
+}
+
+static void silu_backward(float *dinp, const float *dout, const float *inp, size_t N)
+{
+    for (size_t i = 0; i < N; i++)
+        dinp[i] += dout[i] * silu_grad(inp[i]);
+}
+
 static void gelu_forward(float *out, const float *inp, size_t N)
 {
     for (size_t i = 0; i < N; i++)
@@ -201,7 +230,7 @@ static void gelu_backward(float *dinp, const float *dout, const float *inp, size
 }
 
 /* The pass after the sgemm of a fused linear: out (B, OC) = act(out + bias), keeping the
- * pre-activation in pre (B, OC) when given (GELU's backward needs it). */
+ * pre-activation in pre (B, OC) when given (GELU's and SiLU's backward need it). */
 static void linear_act_forward(float *out, float *pre, const float *bias, tp_act act, size_t B,
                                size_t OC)
 {
@@ -223,6 +252,11 @@ static void linear_act_forward(float *out, float *pre, const float *bias, tp_act
             if (z)
                 memcpy(z, y, OC * sizeof(float));
             gelu_forward(y, y, OC);
+            break;
+        case TP_ACT_SILU:
+            if (z)
+                memcpy(z, y, OC * sizeof(float));
+            silu_forward(y, y, OC);
             break;
         }
     }
@@ -251,6 +285,12 @@ static void linear_act_backward(float *dout, float *dbias, const float *out, con
             const float *z = pre + i * OC;
             for (size_t j = 0; j < OC; j++)
                 d[j] *= gelu_grad(z[j]);
+            break;
+        }
+        case TP_ACT_SILU: {
+            const float *z = pre + i * OC;
+            for (size_t j = 0; j < OC; j++)
+                d[j] *= silu_grad(z[j]);
             break;
         }
         }
@@ -492,6 +532,9 @@ static tp_tensor *unary(tp_graph *g, const char *name, tp_op_type type, tp_tenso
     case TP_OP_TANH:
         tanh_forward(out->data, x->data, x->numel);
         break;
+    case TP_OP_SILU:
+        silu_forward(out->data, x->data, x->numel);
+        break;
     default:
         gelu_forward(out->data, x->data, x->numel);
         break;
@@ -514,6 +557,11 @@ tp_tensor *tp_gelu(tp_graph *g, tp_tensor *x)
     return unary(g, "tp_gelu", TP_OP_GELU, x);
 }
 
+tp_tensor *tp_silu(tp_graph *g, tp_tensor *x)
+{
+    return unary(g, "tp_silu", TP_OP_SILU, x);
+}
+
 tp_tensor *tp_activation(tp_graph *g, tp_tensor *x, tp_act act)
 {
     switch (act) {
@@ -525,6 +573,8 @@ tp_tensor *tp_activation(tp_graph *g, tp_tensor *x, tp_act act)
         return tp_tanh(g, x);
     case TP_ACT_GELU:
         return tp_gelu(g, x);
+    case TP_ACT_SILU:
+        return tp_silu(g, x);
     }
     tp__graph_fail(g, TP_EINVAL, "tp_activation: unknown activation %d", (int)act);
     return NULL;
@@ -542,7 +592,7 @@ tp_tensor *tp_linear(tp_graph *g, tp_tensor *x, tp_tensor *w, tp_tensor *b, tp_a
                        tp__shape_str(b, sb, sizeof sb), OC);
         return NULL;
     }
-    if ((unsigned)act > TP_ACT_GELU) {
+    if ((unsigned)act > TP_ACT_SILU) {
         tp__graph_fail(g, TP_EINVAL, "tp_linear: unknown activation %d", (int)act);
         return NULL;
     }
@@ -555,7 +605,7 @@ tp_tensor *tp_linear(tp_graph *g, tp_tensor *x, tp_tensor *w, tp_tensor *b, tp_a
     op->in[1] = w;
     op->in[2] = b;
     op->u.linear.act = act;
-    if (act == TP_ACT_GELU && needs_grad) {
+    if ((act == TP_ACT_GELU || act == TP_ACT_SILU) && needs_grad) {
         op->u.linear.pre = tp_graph_alloc(g, out->numel * sizeof(float));
         if (!op->u.linear.pre)
             return NULL;
@@ -694,6 +744,55 @@ tp_tensor *tp_mean(tp_graph *g, tp_tensor *x, const float *weights)
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Activations for the other families */
+
+void tp__act_forward(float *out, const float *inp, size_t n, tp_act act)
+{
+    switch (act) {
+    case TP_ACT_NONE:
+        if (out != inp)
+            memcpy(out, inp, n * sizeof(float));
+        break;
+    case TP_ACT_RELU:
+        relu_forward(out, inp, n);
+        break;
+    case TP_ACT_TANH:
+        tanh_forward(out, inp, n);
+        break;
+    case TP_ACT_GELU:
+        gelu_forward(out, inp, n);
+        break;
+    case TP_ACT_SILU:
+        silu_forward(out, inp, n);
+        break;
+    }
+}
+
+void tp__act_backward(float *dinp, const float *dout, const float *inp, size_t n, tp_act act)
+{
+    switch (act) {
+    case TP_ACT_NONE:
+        add_backward(dinp, dout, n);
+        break;
+    case TP_ACT_RELU:
+        relu_backward(dinp, dout, inp, n); /* inp > 0 exactly where relu(inp) > 0 */
+        break;
+    case TP_ACT_TANH:
+        for (size_t i = 0; i < n; i++) {
+            float t = tp_tanhf(inp[i]);
+            dinp[i] += dout[i] * (1.0f - t * t);
+        }
+        break;
+    case TP_ACT_GELU:
+        gelu_backward(dinp, dout, inp, n);
+        break;
+    case TP_ACT_SILU:
+        silu_backward(dinp, dout, inp, n);
+        break;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* Backward: the one switch */
 
 void tp__op_backward(tp_op *op)
@@ -721,6 +820,9 @@ void tp__op_backward(tp_op *op)
         break;
     case TP_OP_GELU:
         gelu_backward(tp__grad_acc(x), out->grad, x->data, N);
+        break;
+    case TP_OP_SILU:
+        silu_backward(tp__grad_acc(x), out->grad, x->data, N);
         break;
     case TP_OP_LINEAR: {
         int B = (int)tp_tensor_rows(x), C = (int)w->shape[0], OC = (int)w->shape[1];

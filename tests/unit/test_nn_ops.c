@@ -165,6 +165,11 @@ static tp_tensor *b_gelu(tp_graph *g, tp_tensor **in, const fd_case *c)
     return tp_gelu(g, in[0]);
 }
 
+static tp_tensor *b_silu(tp_graph *g, tp_tensor **in, const fd_case *c)
+{
+    return tp_activation(g, in[0], TP_ACT_SILU);
+}
+
 static tp_tensor *b_linear_relu(tp_graph *g, tp_tensor **in, const fd_case *c)
 {
     return tp_linear(g, in[0], in[1], in[2], TP_ACT_RELU);
@@ -178,6 +183,11 @@ static tp_tensor *b_linear_tanh(tp_graph *g, tp_tensor **in, const fd_case *c)
 static tp_tensor *b_linear_gelu(tp_graph *g, tp_tensor **in, const fd_case *c)
 {
     return tp_linear(g, in[0], in[1], in[2], TP_ACT_GELU);
+}
+
+static tp_tensor *b_linear_silu(tp_graph *g, tp_tensor **in, const fd_case *c)
+{
+    return tp_linear(g, in[0], in[1], in[2], TP_ACT_SILU);
 }
 
 static tp_tensor *b_linear_none(tp_graph *g, tp_tensor **in, const fd_case *c)
@@ -307,6 +317,22 @@ static void test_grad_gelu(void **state)
     check_case(&c);
 }
 
+static void test_grad_silu(void **state)
+{
+    fd_case c = base("silu", 1e-2, TOL);
+    c.build = b_silu;
+    set_in(&c, 0, 2, 7, 9, 1);
+    c.lo[0] = -6.0f;
+    c.hi[0] = 6.0f;
+    check_case(&c);
+    /* The tails, where a naive x / (1 + exp(-x)) overflows or loses the gradient. */
+    c.name = "silu tails (|x| in [20, 90))";
+    c.lo[0] = -90.0f;
+    c.hi[0] = 90.0f;
+    c.min_abs[0] = 20.0f;
+    check_case(&c);
+}
+
 static void test_grad_linear(void **state)
 {
     fd_case c = base("linear+bias+relu", 1e-2, TOL);
@@ -330,6 +356,10 @@ static void test_grad_linear(void **state)
 
     c.name = "linear+bias+gelu";
     c.build = b_linear_gelu;
+    check_case(&c);
+
+    c.name = "linear+bias+silu";
+    c.build = b_linear_silu;
     check_case(&c);
 
     c = base("linear, no bias, no act", 0.1, TOL_LIN);
@@ -419,19 +449,31 @@ static void test_activation_values(void **state)
     char err[256];
     assert_int_equal(tp_graph_init(&g, 0, err, sizeof err), 0);
     tp_tensor *t = tp_tensor_view(g, x, NULL, 1, (uint32_t[]){N}, 0);
-    tp_tensor *th = tp_tanh(g, t), *ge = tp_gelu(g, t), *re = tp_relu(g, t);
-    double max_ulp = 0.0, max_gelu = 0.0;
+    tp_tensor *th = tp_tanh(g, t), *ge = tp_gelu(g, t), *re = tp_relu(g, t), *si = tp_silu(g, t);
+    double max_ulp = 0.0, max_gelu = 0.0, max_silu = 0.0;
     for (int i = 0; i < N; i++) {
         double v = x[i];
         max_ulp = fmax(max_ulp, ulp_diff(th->data[i], tanh(v)));
         double gref = 0.5 * v * (1.0 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
         max_gelu = fmax(max_gelu, fabs(ge->data[i] - gref) / fmax(fabs(gref), 1e-3));
+        double sref = v / (1.0 + exp(-v));
+        max_silu = fmax(max_silu, fabs(si->data[i] - sref) / fmax(fabs(sref), 1e-3));
         assert_true(re->data[i] == (x[i] > 0.0f ? x[i] : 0.0f));
     }
-    print_message("tanh: max %.2f ulp from tanh in double; gelu: max relative difference %.3g\n",
-                  max_ulp, max_gelu);
+    print_message("tanh: max %.2f ulp from tanh in double; gelu, silu: max relative difference "
+                  "%.3g, %.3g\n",
+                  max_ulp, max_gelu, max_silu);
     assert_true(max_ulp <= 3.0);
     assert_true(max_gelu < 1e-5);
+    assert_true(max_silu < 1e-5);
+    /* SiLU far out: finite, the right sign, x on the right; NaN propagates. */
+    float big[5] = {-1e4f, -100.0f, 100.0f, 1e4f, NAN};
+    tp_tensor *sb = tp_silu(g, tp_tensor_view(g, big, NULL, 1, (uint32_t[]){5}, 0));
+    assert_true(sb->data[0] <= 0.0f && sb->data[0] > -1e-20f);
+    assert_true(sb->data[1] <= 0.0f && sb->data[1] > -1e-20f);
+    assert_true(sb->data[2] == 100.0f);
+    assert_true(sb->data[3] == 1e4f);
+    assert_true(isnan(sb->data[4]));
     /* Special values: +-0, tiny, +-inf, NaN (NaN must propagate, not become +-1). */
     float sp[6] = {0.0f, -0.0f, 1e-30f, INFINITY, -INFINITY, NAN};
     tp_tensor *ts = tp_tanh(g, tp_tensor_view(g, sp, NULL, 1, (uint32_t[]){6}, 0));
@@ -748,6 +790,7 @@ int main(void)
         cmocka_unit_test(test_grad_relu),
         cmocka_unit_test(test_grad_tanh),
         cmocka_unit_test(test_grad_gelu),
+        cmocka_unit_test(test_grad_silu),
         cmocka_unit_test(test_grad_linear),
         cmocka_unit_test(test_grad_dropout),
         cmocka_unit_test(test_grad_xent),
