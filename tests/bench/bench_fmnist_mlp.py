@@ -19,25 +19,11 @@ Run by hand (never by ctest), after building:  /usr/bin/python3 tests/bench/benc
 Needs Debian's python3-torch and python3-numpy.
 """
 import argparse
-import gzip
-import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DATA = "/usr/share/datasets/fashion-mnist"
-
-
-def load_fmnist():
-    import numpy as np
-    with gzip.open(os.path.join(DATA, "train-images-idx3-ubyte.gz")) as f:
-        x = np.frombuffer(f.read(), dtype=np.uint8, offset=16).reshape(-1, 784)
-    with gzip.open(os.path.join(DATA, "train-labels-idx1-ubyte.gz")) as f:
-        y = np.frombuffer(f.read(), dtype=np.uint8, offset=8)
-    return x.astype(np.float32) / 255.0, y.astype(np.int64)
+from benchlib import ROOT, bench_step_exe, ensure_coretype, load_fmnist, trainperf_round
 
 
 def torch_round(state, steps, batch):
@@ -81,15 +67,6 @@ def torch_setup(batch):
     return state
 
 
-def trainperf_round(exe, steps, batch, sgemm=False):
-    cmd = [exe, "--steps", str(steps), "--warmup", "100", "--batch", str(batch)]
-    if sgemm:
-        cmd.append("--sgemm")
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout
-    return json.loads(out)
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -97,15 +74,8 @@ def main():
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--batch", type=int, default=128)
     args = ap.parse_args()
-    exe = os.path.join(args.build, "bench", "bench_step")
-    if not os.access(exe, os.X_OK):
-        sys.exit(f"{exe} not found: build the project first (bash .ci/setup)")
-    if "OPENBLAS_CORETYPE" not in os.environ:
-        core = subprocess.run([exe, "--blas-suggest"], check=True, capture_output=True,
-                              text=True).stdout.strip()
-        if core:  # same kernels for both sides, chosen as the host chooses for workers
-            env = dict(os.environ, OPENBLAS_CORETYPE=core)
-            os.execve(sys.executable, [sys.executable] + sys.argv, env)
+    exe = bench_step_exe(args.build)
+    ensure_coretype(exe)  # same kernels for both sides, chosen as the host chooses for workers
 
     info = trainperf_round(exe, args.steps, args.batch, sgemm=True)
     state = torch_setup(args.batch)
