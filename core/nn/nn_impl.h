@@ -7,6 +7,8 @@
 #ifndef TP_NN_NN_IMPL_H
 #define TP_NN_NN_IMPL_H
 
+#include <string.h>
+
 #include "core/nn/nn.h"
 
 #include "core/nn/conv_impl.h" /* image ops: TP__CONV_OPS, struct tp__conv_saved */
@@ -105,6 +107,28 @@ void tp__act_forward(float *out, const float *inp, size_t n, tp_act act);
 void tp__act_backward(float *dinp, const float *dout, const float *inp, size_t n, tp_act act);
 /* "(128, 784)" into buf. */
 const char *tp__shape_str(const tp_tensor *t, char *buf, size_t len);
+
+/* Float bits for branch-free kernels (GCC keeps float compares as branches, so selects are
+ * done on the bits and the loops vectorise). */
+static inline float tp__bits_to_float(int32_t i)
+{
+    float f;
+    memcpy(&f, &i, sizeof f);
+    return f;
+}
+
+static inline int32_t tp__float_to_bits(float f)
+{
+    int32_t i;
+    memcpy(&i, &f, sizeof i);
+    return i;
+}
+
+/* mask ? a : b, mask all ones or all zeros. */
+static inline float tp__select_bits(int32_t mask, float a, float b)
+{
+    return tp__bits_to_float((tp__float_to_bits(a) & mask) | (tp__float_to_bits(b) & ~mask));
+}
 
 /* The beta for an sgemm writing t->grad: 0 the first time (overwrite), 1 after. */
 static inline float tp__grad_beta(tp_tensor *t)

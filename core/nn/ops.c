@@ -26,31 +26,11 @@
  * 15-25 ns an element here, which made a tanh MLP step three times slower than a ReLU one; these
  * are 2-3 ns. Selects are done on the bits, because GCC keeps float compares as branches. */
 
-static inline float bits_to_float(int32_t i)
-{
-    float f;
-    memcpy(&f, &i, sizeof f);
-    return f;
-}
-
-static inline int32_t float_to_bits(float f)
-{
-    int32_t i;
-    memcpy(&i, &f, sizeof i);
-    return i;
-}
-
-/* mask ? a : b, mask all ones or all zeros. */
-static inline float select_bits(int32_t mask, float a, float b)
-{
-    return bits_to_float((float_to_bits(a) & mask) | (float_to_bits(b) & ~mask));
-}
-
 /* min(|v|, limit) for limit > 0; NaN gives limit (callers restore NaN where it matters). */
 static inline float abs_clamped(float v, float limit)
 {
-    int32_t a = float_to_bits(fabsf(v)), l = float_to_bits(limit);
-    return bits_to_float(a < l ? a : l);
+    int32_t a = tp__float_to_bits(fabsf(v)), l = tp__float_to_bits(limit);
+    return tp__bits_to_float(a < l ? a : l);
 }
 
 /* expm1(t) for t in [0, 80]: t = k ln2 + r with |r| <= ln2 / 2, expm1(r) by a degree-7
@@ -66,8 +46,8 @@ static inline float expm1_pos(float t)
     p = p * r + 1.0f / 24.0f;
     p = p * r + 1.0f / 6.0f;
     p = p * r + 0.5f;
-    float em = r + r * r * p;                                 /* expm1(r) */
-    float s = bits_to_float(((int32_t)kf + 127) * (1 << 23)); /* 2^k, k in [0, 116] */
+    float em = r + r * r * p;                                     /* expm1(r) */
+    float s = tp__bits_to_float(((int32_t)kf + 127) * (1 << 23)); /* 2^k, k in [0, 116] */
     return s * em + (s - 1.0f);
 }
 
@@ -77,8 +57,8 @@ static inline float tp_tanhf(float v)
 {
     float e = expm1_pos(2.0f * abs_clamped(v, 9.0f));
     float th = copysignf(e / (e + 2.0f), v);
-    int32_t nan_mask = (0x7f800000 - float_to_bits(fabsf(v))) >> 31; /* all ones for NaN */
-    return select_bits(nan_mask, v, th);
+    int32_t nan_mask = (0x7f800000 - tp__float_to_bits(fabsf(v))) >> 31; /* all ones for NaN */
+    return tp__select_bits(nan_mask, v, th);
 }
 
 /* q = sigmoid(2u) = (1 + tanh(u)) / 2 and 1 - q, both without the cancellation of 1 + tanh(u)
@@ -88,9 +68,9 @@ static inline void sigmoid2(float u, float *q, float *one_minus_q)
 {
     float e = expm1_pos(2.0f * abs_clamped(u, 40.0f));
     float big = (e + 1.0f) / (e + 2.0f), small = 1.0f / (e + 2.0f);
-    int32_t neg = float_to_bits(u) >> 31; /* all ones when u < 0 */
-    *q = select_bits(neg, small, big);
-    *one_minus_q = select_bits(neg, big, small);
+    int32_t neg = tp__float_to_bits(u) >> 31; /* all ones when u < 0 */
+    *q = tp__select_bits(neg, small, big);
+    *one_minus_q = tp__select_bits(neg, big, small);
 }
 
 /* ---------------------------------------------------------------------------------------- */

@@ -104,27 +104,6 @@ static inline float row_max(const float *x, size_t n)
     return m;
 }
 
-static inline float bits_to_float(int32_t i)
-{
-    float f;
-    memcpy(&f, &i, sizeof f);
-    return f;
-}
-
-static inline int32_t float_to_bits(float f)
-{
-    int32_t i;
-    memcpy(&i, &f, sizeof i);
-    return i;
-}
-
-/* mask ? a : b, mask all ones or all zeros (a select GCC vectorises; float compares it keeps as
- * branches). */
-static inline float select_bits(int32_t mask, float a, float b)
-{
-    return bits_to_float((float_to_bits(a) & mask) | (float_to_bits(b) & ~mask));
-}
-
 /* exp(t) for t <= 0, the softmax's exp, branch-free so its loop vectorises (glibc's expf is a
  * call per element). t = k ln2 + r with |r| <= ln2 / 2, exp(r) by its degree-7 Taylor polynomial
  * (truncation below 6e-9 relative), times 2^k built in the exponent bits. Within 1.02 ulp of exp
@@ -133,8 +112,8 @@ static inline float select_bits(int32_t mask, float a, float b)
 static inline float exp_nonpos(float t)
 {
     const int32_t lim = 0x42ae0000; /* 87.0f */
-    int32_t ta = float_to_bits(t) & 0x7fffffff;
-    float x = -bits_to_float(ta < lim ? ta : lim);                     /* max(t, -87) */
+    int32_t ta = tp__float_to_bits(t) & 0x7fffffff;
+    float x = -tp__bits_to_float(ta < lim ? ta : lim);                 /* max(t, -87) */
     float kf = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round(x / ln2) */
     float r = x - kf * 0.693145751953125f;                             /* ln2, high part */
     r = r - kf * 1.428606765330187045e-06f;                            /* ln2, low part */
@@ -144,12 +123,12 @@ static inline float exp_nonpos(float t)
     p = p * r + 1.0f / 24.0f;
     p = p * r + 1.0f / 6.0f;
     p = p * r + 0.5f;
-    float em = r + r * r * p;                                 /* expm1(r) */
-    float s = bits_to_float(((int32_t)kf + 127) * (1 << 23)); /* 2^k, k in [-126, 0] */
+    float em = r + r * r * p;                                     /* expm1(r) */
+    float s = tp__bits_to_float(((int32_t)kf + 127) * (1 << 23)); /* 2^k, k in [-126, 0] */
     float e = s * (1.0f + em);             /* normal all the way: no slow subnormal intermediates */
     int32_t under = (lim - 1 - ta) >> 31;  /* all ones when |t| >= 87 (or NaN) */
     int32_t nan = (0x7f800000 - ta) >> 31; /* all ones when t is NaN */
-    return select_bits(nan, t, select_bits(under, 0.0f, e));
+    return tp__select_bits(nan, t, tp__select_bits(under, 0.0f, e));
 }
 
 /* The gradient of t, += src (n): a plain copy when nothing was written yet. */
