@@ -2,4 +2,4 @@
 # gradients of every variant against finite differences, determinism, dropout, a short run.
 # Reads the real Fashion-MNIST files (skips when dataset-fashion-mnist is missing).
 tp_add_test(test_fmnist_vit SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_fmnist_vit.c LABEL unit
-  TIMEOUT 300)
+  TIMEOUT 600)
