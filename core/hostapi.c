@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/nn/nn.h" /* tp_blas_sym_eig */
 #include "core/nn/rng.h"
 #include "core/sandbox.h" /* tp_sandbox_note_oom */
 
@@ -388,52 +389,9 @@ static int host_gemm(int trans_a, int trans_b, uint32_t m, uint32_t n, uint32_t 
     return TP_OK;
 }
 
-/* LAPACK's symmetric eigensolver (divide and conquer), from OpenBLAS. Fortran calling
- * convention; the two trailing hidden string lengths are passed, as gfortran expects. */
-extern void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda,
-                    double *w, double *work, const int *lwork, int *iwork, const int *liwork,
-                    int *info, size_t jobz_len, size_t uplo_len);
-
 static int host_sym_eig(uint32_t n, double *a, double *w)
 {
-    if (!a || !w || n == 0 || n > 46340) /* n * n must fit in an int for LAPACK */
-        return TP_EINVAL;
-    const size_t nn = (size_t)n * n;
-    for (size_t i = 0; i < nn; i++)
-        if (!isfinite(a[i]))
-            return TP_ERANGE;
-
-    /* A symmetric row-major matrix is the same in column-major; row-major's lower triangle is
-     * column-major's upper ('U'). Ask for the workspace sizes first. */
-    const int ni = (int)n;
-    int lwork = -1, liwork = -1, info = 0, iwq = 0;
-    double wq = 0.0;
-    dsyevd_("V", "U", &ni, a, &ni, w, &wq, &lwork, &iwq, &liwork, &info, 1, 1);
-    if (info != 0)
-        return TP_ERANGE;
-    lwork = (int)wq;
-    liwork = iwq;
-    double *work = malloc((size_t)lwork * sizeof *work);
-    int *iwork = malloc((size_t)liwork * sizeof *iwork);
-    if (!work || !iwork) {
-        free(work);
-        free(iwork);
-        return TP_ENOMEM;
-    }
-    dsyevd_("V", "U", &ni, a, &ni, w, work, &lwork, iwork, &liwork, &info, 1, 1);
-    free(work);
-    free(iwork);
-    if (info != 0)
-        return TP_ERANGE;
-    /* LAPACK leaves eigenvector k in column k of the column-major matrix, i.e. in row k of
-     * the row-major view; transpose so that it is column k there too. */
-    for (uint32_t i = 0; i < n; i++)
-        for (uint32_t k = i + 1; k < n; k++) {
-            double t = a[(size_t)i * n + k];
-            a[(size_t)i * n + k] = a[(size_t)k * n + i];
-            a[(size_t)k * n + i] = t;
-        }
-    return TP_OK;
+    return tp_blas_sym_eig(n, a, w);
 }
 
 static uint64_t host_rng_u64(tp_ctx *ctx)

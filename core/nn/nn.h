@@ -201,6 +201,10 @@ int tp_blas_check(char *msg, size_t msglen);
 /* The OPENBLAS_CORETYPE that would give this process's CPU faster kernels than the ones
  * OpenBLAS picked ("SkylakeX", "Haswell"), or NULL when its choice is already right. */
 const char *tp_blas_suggested_coretype(void);
+/* All eigenpairs of the symmetric n x n row-major matrix a (double, overwritten) by LAPACK's
+ * dsyevd: eigenvalues ascending into w (n), eigenvector k into column k of a. TP_EINVAL for
+ * n == 0 or n > 46340, TP_ERANGE for a non-finite entry or a LAPACK failure, TP_ENOMEM. */
+int tp_blas_sym_eig(uint32_t n, double *a, double *w);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Op families in their own files */
