@@ -22,6 +22,22 @@ static void fail(tp_trial_outcome *out, int code, const char *msg)
     snprintf(out->message, sizeof out->message, "%s", msg && *msg ? msg : tp_strerror(code));
 }
 
+/* A diagnostic between steps. Its time on the timing clock is given back to the eval period
+ * by moving the end of the previous eval forward by it; *after is the clock when it ended. */
+static int run_diagnose(const tp_trial_params *p, const tp_clock *clock,
+                        const tp_trial_hooks *hooks, tp_train_state *ts, double *last_eval_end,
+                        tp_time *after, char *err, size_t errlen)
+{
+    tp_time d0;
+    err[0] = '\0';
+    clock->read(clock->ud, &d0);
+    int rc = hooks->diagnose(hooks->ud, ts, err, errlen);
+    clock->read(clock->ud, after);
+    if (p->timing != TP_CLOCK_STEPS)
+        *last_eval_end += tp_time_pick(after, p->timing) - tp_time_pick(&d0, p->timing);
+    return rc;
+}
+
 int tp_trial_run(const tp_trial_params *p, const tp_clock *clock, const tp_trial_hooks *hooks,
                  tp_train_state *ts, tp_trial_outcome *out)
 {
@@ -54,7 +70,13 @@ int tp_trial_run(const tp_trial_params *p, const tp_clock *clock, const tp_trial
     ts->last_validation_metric = NAN;
     ts->last_validation_loss = NAN;
 
-    for (;;) {
+    const int diagnose = hooks->diagnose && p->diagnose_every > 0;
+    int rc0 =
+        diagnose ? run_diagnose(p, clock, hooks, ts, &last_eval_end, &t1, err, sizeof err) : 0;
+    if (rc0 < 0)
+        fail(out, rc0, err);
+
+    while (rc0 >= 0) {
         err[0] = '\0';
         clock->read(clock->ud, &t0);
         int rc = hooks->step(hooks->ud, ts->step, err, sizeof err);
@@ -72,6 +94,14 @@ int tp_trial_run(const tp_trial_params *p, const tp_clock *clock, const tp_trial
             training_complete = 1;
         if (hooks->on_step)
             hooks->on_step(hooks->ud, ts);
+        if (diagnose && ts->step % p->diagnose_every == 0) {
+            /* t1 becomes the time after it, for the eval-due test below. */
+            rc = run_diagnose(p, clock, hooks, ts, &last_eval_end, &t1, err, sizeof err);
+            if (rc < 0) {
+                fail(out, rc, err);
+                break;
+            }
+        }
 
         double timing_now = virt ? sub_steps : tp_time_pick(&t1, p->timing);
         int eval_due = timing_now - last_eval_end >= p->eval_period;

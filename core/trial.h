@@ -10,7 +10,10 @@
  *   - at an eval-due step, after prepare_for_eval, the budget is checked: with accumulated
  *     submission time >= budget the trial stops without that eval;
  *   - the trial ends when validation and test targets are both reached, the budget is spent,
- *     the submission says it is done (or max_steps is hit), or something fails.
+ *     the submission says it is done (or max_steps is hit), or something fails;
+ *   - diagnostics (sharpness) run every diagnose_every steps, and once before the first step,
+ *     outside the clock: their time counts neither as submission time nor toward the eval
+ *     period, so a measured trial follows the same eval schedule as an unmeasured one.
  *
  * Not here: what a step does (the worker's hooks) and reporting (the hooks' on_eval).
  */
@@ -32,7 +35,8 @@ typedef struct tp_trial_params {
     int maximize;         /* metric direction */
     double validation_target;
     double test_target;
-    uint64_t max_steps; /* 0: no limit; reaching it counts as training complete */
+    uint64_t max_steps;      /* 0: no limit; reaching it counts as training complete */
+    uint64_t diagnose_every; /* 0: never; else the diagnose hook after every such step */
 } tp_trial_params;
 
 /* One evaluation's numbers, filled by the eval hook. */
@@ -57,6 +61,9 @@ typedef struct tp_trial_hooks {
     int (*on_eval)(void *ud, const tp_eval_row *row, char *err, size_t errlen);
     /* Untimed, may be NULL. Called after every step; cheap. */
     void (*on_step)(void *ud, const tp_train_state *ts);
+    /* Untimed and invisible to the eval period, may be NULL: a diagnostic measurement at
+     * ts->step steps taken (0 before the first). A negative return fails the trial. */
+    int (*diagnose)(void *ud, const tp_train_state *ts, char *err, size_t errlen);
 } tp_trial_hooks;
 
 typedef struct tp_trial_outcome {

@@ -31,6 +31,10 @@ typedef struct fake {
     int complete_at_step; /* return TRAINING_COMPLETE at this 0-based step; -1 never */
     int fail_at_step;     /* fail at this 0-based step; -1 never */
     int nan_at_eval;      /* loss NaN at this eval; -1 never */
+    double diag_cost;     /* wall and CPU seconds of one diagnose call */
+    int diags;            /* diagnose calls so far */
+    uint64_t diag_steps[64];
+    int diag_fail_at; /* fail the diagnose call with this 0-based index; -1 never */
 } fake;
 
 static void fake_read(void *ud, tp_time *t)
@@ -82,6 +86,19 @@ static int fake_on_eval(void *ud, const tp_eval_row *row, char *err, size_t errl
     return TP_OK;
 }
 
+static int fake_diagnose(void *ud, const tp_train_state *ts, char *err, size_t errlen)
+{
+    fake *f = ud;
+    f->now.wall += f->diag_cost;
+    f->now.cpu += f->diag_cost;
+    if (f->diags == f->diag_fail_at) {
+        snprintf(err, errlen, "sharpness: the full-batch loss is not finite");
+        return TP_ENONFINITE;
+    }
+    f->diag_steps[f->diags++ % 64] = ts->step;
+    return TP_OK;
+}
+
 static void fake_init(fake *f)
 {
     memset(f, 0, sizeof *f);
@@ -92,6 +109,7 @@ static void fake_init(fake *f)
     f->complete_at_step = -1;
     f->fail_at_step = -1;
     f->nan_at_eval = -1;
+    f->diag_fail_at = -1;
     for (int i = 0; i < 64; i++) {
         f->val_metric[i] = 0.1;
         f->test_metric[i] = 0.1;
@@ -120,6 +138,7 @@ static void run(fake *f, const tp_trial_params *p, int with_prepare, tp_trial_ou
         .prepare_for_eval = with_prepare ? fake_prepare : NULL,
         .eval = fake_eval,
         .on_eval = fake_on_eval,
+        .diagnose = fake_diagnose,
     };
     tp_train_state ts;
     memset(&ts, 0, sizeof ts);
@@ -350,6 +369,55 @@ static void test_bad_params_rejected(void **state)
     assert_int_equal(tp_trial_run(&p, &clock, &hooks, &ts, &out), TP_EINVAL);
 }
 
+static void test_diagnostics_are_invisible_to_the_rules(void **state)
+{
+    (void)state;
+    /* The same trial with and without a costly diagnostic every 2 steps: same evals at the
+     * same steps with the same scores; the diagnostic ran before step 1 and after every 2. */
+    tp_trial_outcome plain, measured;
+    fake a, b;
+    fake_init(&a);
+    fake_init(&b);
+    a.eval_cost = b.eval_cost = 0.5;
+    b.diag_cost = 7.0;
+    tp_trial_params p = default_params();
+    p.budget = 12.0;
+    run(&a, &p, 1, &plain);
+    p.diagnose_every = 2;
+    run(&b, &p, 1, &measured);
+    assert_int_equal(a.diags, 0);
+    assert_int_equal(plain.status, measured.status);
+    assert_int_equal(plain.steps, measured.steps);
+    assert_int_equal(a.evals_done, b.evals_done);
+    for (int i = 0; i < a.evals_done; i++) {
+        assert_int_equal(a.eval_steps[i], b.eval_steps[i]);
+        assert_float_equal(a.eval_scores[i], b.eval_scores[i], 1e-12);
+    }
+    assert_float_equal(plain.submission_time_wall, measured.submission_time_wall, 1e-12);
+    assert_int_equal(b.diags, 1 + (int)measured.steps / 2);
+    assert_int_equal(b.diag_steps[0], 0);
+    assert_int_equal(b.diag_steps[1], 2);
+    assert_int_equal(b.diag_steps[2], 4);
+}
+
+static void test_diagnostic_error_fails_trial(void **state)
+{
+    (void)state;
+    for (int at = 0; at < 2; at++) { /* before the first step, and after step 3 */
+        fake f;
+        fake_init(&f);
+        f.diag_fail_at = at;
+        tp_trial_params p = default_params();
+        p.diagnose_every = 3;
+        tp_trial_outcome out;
+        run(&f, &p, 0, &out);
+        assert_int_equal(out.status, TP_TRIAL_FAILED);
+        assert_int_equal(out.reason, TP_ENONFINITE);
+        assert_non_null(strstr(out.message, "full-batch loss"));
+        assert_int_equal(out.steps, at == 0 ? 0 : 3);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -365,6 +433,8 @@ int main(void)
         cmocka_unit_test(test_cpu_timing_clock),
         cmocka_unit_test(test_steps_clock_is_virtual),
         cmocka_unit_test(test_bad_params_rejected),
+        cmocka_unit_test(test_diagnostics_are_invisible_to_the_rules),
+        cmocka_unit_test(test_diagnostic_error_fails_trial),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
