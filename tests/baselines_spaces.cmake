@@ -6,5 +6,5 @@ tp_add_test(test_baselines_spaces
           ${CMAKE_CURRENT_SOURCE_DIR}/unit/baselines_checks.c
   LABEL unit TIMEOUT 60
   LIBS ${CMAKE_DL_LIBS} ${MATH_LIB})
-add_dependencies(test_baselines_spaces sgd adamw momentum nadamw lamb adafactor sam shampoo
+add_dependencies(test_baselines_spaces sgd adamw momentum nadamw lamb adafactor sam shampoo rmsprop
   schedule_free_adamw schedules)

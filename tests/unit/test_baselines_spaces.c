@@ -41,10 +41,10 @@
  */
 /* The plugins whose declarations the keys must match */
 
-static const char *const lib_names[] = {"sgd",      "adamw",   "momentum",
-                                        "nadamw",   "lamb",    "adafactor",
-                                        "sam",      "shampoo", "schedule_free_adamw",
-                                        "schedules"};
+static const char *const lib_names[] = {"sgd",     "adamw",    "momentum",
+                                        "nadamw",  "lamb",     "adafactor",
+                                        "sam",     "shampoo",  "schedule_free_adamw",
+                                        "rmsprop", "schedules"};
 #define NUM_LIBS (sizeof lib_names / sizeof lib_names[0])
 static tb_lib libs[NUM_LIBS];
 
@@ -173,6 +173,12 @@ static const space_want spaces[] = {
      "warmup_cosine",
      {LR_ADAM, LOG("one_minus_beta1", 0.01, 0.15), BETA2, WARMUP, LOG("weight_decay", 5e-3, 1.0),
       LS, DROPOUT}},
+    /* Not in section 7: trainperf's own space as its README states it, AdamW's row without
+     * one_minus_beta1 and with RMSProp's beta2. */
+    {"rmsprop/tuning_search_space",
+     {"rmsprop"},
+     "warmup_cosine",
+     {LR_ADAM, PTS("beta2", 1, 0.99), WARMUP, LOG("weight_decay", 5e-3, 1.0), LS, DROPOUT}},
     /* No reference rows: trainperf's own spaces. */
     {"sgd/tuning_search_space", {"sgd"}, "warmup_cosine", {{NULL}}},
     {"schedule_free_adamw/tuning_search_space", {"schedule_free_adamw"}, "constant", {{NULL}}},
