@@ -21,6 +21,8 @@ static size_t payload_size(uint32_t type)
         return sizeof(tp_event_eval);
     case TP_EVENT_END:
         return sizeof(tp_event_end);
+    case TP_EVENT_SHARPNESS:
+        return sizeof(tp_event_sharpness);
     default:
         return 0;
     }
@@ -109,6 +111,22 @@ static int check_event(tp_event_decoder *d, const tp_event *ev, char *err, size_
         d->next_eval_index++;
         d->last_step = e->global_step;
         d->last_time = e->score;
+        return 0;
+    }
+    case TP_EVENT_SHARPNESS: {
+        const tp_event_sharpness *s = &ev->u.sharpness;
+        /* NaN marks what was not measured; infinities and negative times are not numbers a
+         * measurement gives. */
+        int ok = s->step >= d->last_step && isfinite(s->loss) && !isinf(s->sharpness) &&
+                 !isinf(s->precond_sharpness) && !isinf(s->threshold) && s->threshold_kind >= 0 &&
+                 s->threshold_kind <= 2 && finite_nonneg(s->seconds) && !(s->lr < 0) &&
+                 !isinf(s->lr);
+        if (!ok) {
+            snprintf(err, errlen, "invalid sharpness event (step %llu)",
+                     (unsigned long long)s->step);
+            return TP_EPROTO;
+        }
+        d->last_step = s->step;
         return 0;
     }
     case TP_EVENT_END: {

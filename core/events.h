@@ -22,7 +22,8 @@ typedef enum tp_event_type {
     TP_EVENT_HELLO = 1,    /* the trial is set up; untimed init done */
     TP_EVENT_PROGRESS = 2, /* periodic, after steps */
     TP_EVENT_EVAL = 3,     /* one eval's results */
-    TP_EVENT_END = 4       /* how the trial ended; the last event */
+    TP_EVENT_END = 4,      /* how the trial ended; the last event */
+    TP_EVENT_SHARPNESS = 5 /* one (preconditioned) sharpness measurement (diagnostics) */
 } tp_event_type;
 
 typedef struct tp_event_header {
@@ -63,6 +64,19 @@ typedef struct tp_event_eval {
     double test_loss;
 } tp_event_eval;
 
+typedef struct tp_event_sharpness {
+    uint64_t step;            /* steps taken when measured (0: at initialization) */
+    uint32_t iters;           /* Lanczos products */
+    int32_t threshold_kind;   /* 0: none known, 1: bounds sharpness, 2: preconditioned */
+    uint64_t grads;           /* full-batch gradient evaluations */
+    double loss;              /* full-batch loss over the fixed examples */
+    double sharpness;         /* NaN when not measured */
+    double precond_sharpness; /* NaN without a preconditioner */
+    double threshold;         /* NaN when none is known */
+    double lr;                /* the last update's learning rate (learning_rate x factor) */
+    double seconds;           /* wall seconds of the measurement */
+} tp_event_sharpness;
+
 typedef struct tp_event_end {
     int32_t status; /* tp_trial_status */
     int32_t reason; /* TP_OK or TP_E... */
@@ -84,6 +98,7 @@ typedef struct tp_event {
         tp_event_progress progress;
         tp_event_eval eval;
         tp_event_end end;
+        tp_event_sharpness sharpness;
     } u;
 } tp_event;
 

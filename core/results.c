@@ -1,6 +1,6 @@
 /*
  * results.c - the SQLite results store of results.h: <dir>/results.db with the tables
- * `trials` and `evals`, one transaction per event.
+ * `trials`, `evals` and `sharpness` (schema version 2), one transaction per event.
  *
  * Durability. The database runs in WAL mode. Every call that writes is one SQL statement in
  * autocommit mode, hence one transaction, committed before the call returns. Evals and the
@@ -56,7 +56,7 @@
 
 #include <trainperf/trainperf.h>
 
-#define TP_RESULTS_SCHEMA_VERSION 1
+#define TP_RESULTS_SCHEMA_VERSION 2
 #define TP_RESULTS_APPLICATION_ID 0x54505246 /* "TPRF" */
 #define TP_RESULTS_BUSY_MS        10000
 
@@ -111,6 +111,24 @@ static const char schema_sql[] =
     "  PRIMARY KEY (trial_id, eval_index)\n"
     ") WITHOUT ROWID;\n";
 
+/* Schema version 2 adds the sharpness diagnostics; a version-1 database gets the table on its
+ * first open by this build (the migration runs under the write lock, once). */
+static const char schema_v2_sql[] =
+    "CREATE TABLE sharpness (\n"
+    "  trial_id INTEGER NOT NULL REFERENCES trials(id) ON DELETE CASCADE,\n"
+    "  step INTEGER NOT NULL,\n"  /* steps taken when measured; 0 at initialization */
+    "  loss REAL,\n"              /* full-batch loss over the fixed examples */
+    "  sharpness REAL,\n"         /* top Hessian eigenvalue; NULL when not measured */
+    "  precond_sharpness REAL,\n" /* of P^-1/2 H P^-1/2; NULL without a preconditioner */
+    "  threshold REAL,\n"         /* the optimizer's stability threshold; NULL when unknown */
+    "  threshold_kind INTEGER NOT NULL,\n" /* 0 none, 1 bounds sharpness, 2 preconditioned */
+    "  lr REAL,\n"
+    "  iters INTEGER NOT NULL,\n"
+    "  grads INTEGER NOT NULL,\n"
+    "  seconds REAL,\n"
+    "  PRIMARY KEY (trial_id, step)\n"
+    ") WITHOUT ROWID;\n";
+
 static const char insert_trial_sql[] =
     "INSERT INTO trials (created_at, workload, variant, optimizer, schedule, selection, hparams, "
     "seed, budget, clock, status, metric, maximize, validation_target, test_target, "
@@ -123,6 +141,15 @@ static const char insert_eval_sql[] =
     "submission_time_cpu, total_duration, validation_metric, validation_loss, test_metric, "
     "test_loss, validation_reached, test_reached) "
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+
+static const char insert_sharpness_sql[] =
+    "INSERT INTO sharpness (trial_id, step, loss, sharpness, precond_sharpness, threshold, "
+    "threshold_kind, lr, iters, grads, seconds) "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+
+static const char select_sharpness_sql[] =
+    "SELECT step, loss, sharpness, precond_sharpness, threshold, threshold_kind, lr, iters, "
+    "grads, seconds FROM sharpness WHERE trial_id = ?1 ORDER BY step";
 
 static const char end_trial_sql[] =
     "UPDATE trials SET status = ?2, reason = ?3, message = ?4, steps = ?5, "
@@ -152,6 +179,7 @@ struct tp_results {
      * their callbacks may call back into the store. */
     sqlite3_stmt *insert_trial;
     sqlite3_stmt *insert_eval;
+    sqlite3_stmt *insert_sharpness;
     sqlite3_stmt *end_trial;
     sqlite3_stmt *trial_exists;
 };
@@ -384,8 +412,8 @@ static int open_db(tp_results *r, char *err, size_t errlen)
     if (version == TP_RESULTS_SCHEMA_VERSION)
         return TP_OK;
 
-    /* A new database. Another process may be creating it at the same time: take the write
-     * lock, then look again. */
+    /* A new database, or an older schema to bring up to date. Another process may be doing
+     * the same at the same time: take the write lock, then look again. */
     if ((rc = exec(r, "BEGIN IMMEDIATE", err, errlen, "cannot create the schema")) != TP_OK)
         return rc;
     if ((rc = read_header(r, &app_id, &version, &tables, err, errlen)) != TP_OK ||
@@ -393,9 +421,18 @@ static int open_db(tp_results *r, char *err, size_t errlen)
         goto rollback;
     if (version == 0) {
         char sql[sizeof schema_sql + 128];
-        snprintf(sql, sizeof sql, "%sPRAGMA user_version=%d; PRAGMA application_id=%d;", schema_sql,
-                 TP_RESULTS_SCHEMA_VERSION, TP_RESULTS_APPLICATION_ID);
+        snprintf(sql, sizeof sql, "%sPRAGMA application_id=%d;", schema_sql,
+                 TP_RESULTS_APPLICATION_ID);
         if ((rc = exec(r, sql, err, errlen, "cannot create the schema")) != TP_OK)
+            goto rollback;
+    }
+    if (version < 2 && (rc = exec(r, schema_v2_sql, err, errlen,
+                                  "cannot add the sharpness table (schema version 2)")) != TP_OK)
+        goto rollback;
+    if (version < TP_RESULTS_SCHEMA_VERSION) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "PRAGMA user_version=%d;", TP_RESULTS_SCHEMA_VERSION);
+        if ((rc = exec(r, sql, err, errlen, "cannot set the schema version")) != TP_OK)
             goto rollback;
     }
     if ((rc = exec(r, "COMMIT", err, errlen, "cannot create the schema")) != TP_OK)
@@ -445,6 +482,7 @@ int tp_results_open(const char *dir, tp_results **out, char *err, size_t errlen)
         goto error;
     if ((rc = prepare(r, insert_trial_sql, &r->insert_trial, err, errlen)) != TP_OK ||
         (rc = prepare(r, insert_eval_sql, &r->insert_eval, err, errlen)) != TP_OK ||
+        (rc = prepare(r, insert_sharpness_sql, &r->insert_sharpness, err, errlen)) != TP_OK ||
         (rc = prepare(r, end_trial_sql, &r->end_trial, err, errlen)) != TP_OK ||
         (rc = prepare(r, "SELECT 1 FROM trials WHERE id = ?1", &r->trial_exists, err, errlen)) !=
             TP_OK)
@@ -468,6 +506,7 @@ void tp_results_close(tp_results *r)
         return;
     sqlite3_finalize(r->insert_trial);
     sqlite3_finalize(r->insert_eval);
+    sqlite3_finalize(r->insert_sharpness);
     sqlite3_finalize(r->end_trial);
     sqlite3_finalize(r->trial_exists);
     /* The last connection to close checkpoints the WAL into the database and removes it. */
@@ -567,6 +606,40 @@ int tp_results_add_eval(tp_results *r, int64_t trial_id, const tp_eval_row *e, c
     }
     if (rc != SQLITE_OK)
         return db_fail(r, rc, err, errlen, "cannot record eval %u of trial %lld", e->eval_index,
+                       (long long)trial_id);
+    return TP_OK;
+}
+
+/* NaN is stored as NULL (SQLite's own conversion), read back as NaN by col_real. */
+int tp_results_add_sharpness(tp_results *r, int64_t trial_id, const tp_sharpness_row *m, char *err,
+                             size_t errlen)
+{
+    assert(r != NULL && m != NULL);
+    sqlite3_stmt *st = r->insert_sharpness;
+    sqlite3_bind_int64(st, 1, trial_id);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)m->step);
+    sqlite3_bind_double(st, 3, m->loss);
+    sqlite3_bind_double(st, 4, m->sharpness);
+    sqlite3_bind_double(st, 5, m->precond_sharpness);
+    sqlite3_bind_double(st, 6, m->threshold);
+    sqlite3_bind_int(st, 7, m->threshold_kind);
+    sqlite3_bind_double(st, 8, m->lr);
+    sqlite3_bind_int64(st, 9, m->iters);
+    sqlite3_bind_int64(st, 10, (sqlite3_int64)m->grads);
+    sqlite3_bind_double(st, 11, m->seconds);
+    int rc = step_write(st);
+    if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
+        tp__errf(err, errlen, "%s: cannot record a sharpness measurement: no trial %lld", r->path,
+                 (long long)trial_id);
+        return TP_ENOENT;
+    }
+    if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+        tp__errf(err, errlen, "%s: the sharpness at step %llu of trial %lld is already recorded",
+                 r->path, (unsigned long long)m->step, (long long)trial_id);
+        return TP_EINVAL;
+    }
+    if (rc != SQLITE_OK)
+        return db_fail(r, rc, err, errlen, "cannot record the sharpness of trial %lld",
                        (long long)trial_id);
     return TP_OK;
 }
@@ -840,6 +913,46 @@ int tp_results_foreach_eval(tp_results *r, int64_t trial_id,
             db_fail(r, sr, err, errlen, "cannot read the evals of trial %lld", (long long)trial_id);
 
 error:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int tp_results_foreach_sharpness(tp_results *r, int64_t trial_id,
+                                 int (*fn)(const tp_sharpness_row *m, void *ud), void *ud,
+                                 char *err, size_t errlen)
+{
+    assert(r != NULL && fn != NULL);
+    sqlite3_stmt *st = NULL;
+    int exists = 0, rc;
+    if ((rc = trial_exists(r, trial_id, &exists, err, errlen)) != TP_OK)
+        return rc;
+    if (!exists) {
+        tp__errf(err, errlen, "%s: no trial %lld", r->path, (long long)trial_id);
+        return TP_ENOENT;
+    }
+    int sr = sqlite3_prepare_v2(r->db, select_sharpness_sql, -1, &st, NULL);
+    if (sr == SQLITE_OK) {
+        sqlite3_bind_int64(st, 1, trial_id);
+        while ((sr = sqlite3_step(st)) == SQLITE_ROW) {
+            tp_sharpness_row m = {
+                .step = (uint64_t)sqlite3_column_int64(st, 0),
+                .loss = col_real(st, 1),
+                .sharpness = col_real(st, 2),
+                .precond_sharpness = col_real(st, 3),
+                .threshold = col_real(st, 4),
+                .threshold_kind = sqlite3_column_int(st, 5),
+                .lr = col_real(st, 6),
+                .iters = (uint32_t)sqlite3_column_int64(st, 7),
+                .grads = (uint64_t)sqlite3_column_int64(st, 8),
+                .seconds = col_real(st, 9),
+            };
+            if ((rc = fn(&m, ud)) != 0)
+                break;
+        }
+    }
+    if (rc == 0 && sr != SQLITE_DONE)
+        rc = db_fail(r, sr, err, errlen, "cannot read the sharpness of trial %lld",
+                     (long long)trial_id);
     sqlite3_finalize(st);
     return rc;
 }

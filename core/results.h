@@ -71,6 +71,20 @@ typedef struct tp_eval_row {
     int test_reached;
 } tp_eval_row;
 
+/* One sharpness measurement (core/sharpness.c), NaN for what was not measured. */
+typedef struct tp_sharpness_row {
+    uint64_t step; /* steps taken; 0 at initialization */
+    double loss;
+    double sharpness;
+    double precond_sharpness;
+    double threshold;
+    int threshold_kind; /* 0 none known, 1 bounds sharpness, 2 bounds preconditioned sharpness */
+    double lr;
+    uint32_t iters;
+    uint64_t grads;
+    double seconds;
+} tp_sharpness_row;
+
 typedef struct tp_trial_end {
     tp_trial_status status;
     int reason;          /* TP_OK or a TP_E... code */
@@ -126,6 +140,14 @@ int tp_results_begin_trial(tp_results *r, const tp_trial_meta *meta, int64_t *tr
                            size_t errlen);
 int tp_results_add_eval(tp_results *r, int64_t trial_id, const tp_eval_row *row, char *err,
                         size_t errlen);
+/* One transaction. TP_ENOENT for an unknown trial, TP_EINVAL for a step already recorded. */
+int tp_results_add_sharpness(tp_results *r, int64_t trial_id, const tp_sharpness_row *m, char *err,
+                             size_t errlen);
+/* The trial's measurements in step order; fn's non-zero return stops the walk and is
+ * returned. */
+int tp_results_foreach_sharpness(tp_results *r, int64_t trial_id,
+                                 int (*fn)(const tp_sharpness_row *m, void *ud), void *ud,
+                                 char *err, size_t errlen);
 int tp_results_end_trial(tp_results *r, int64_t trial_id, const tp_trial_end *end, char *err,
                          size_t errlen);
 

@@ -334,6 +334,38 @@ static int on_event(const tp_event *ev, void *ud)
             progress_line(r, e->global_step, e->score);
         break;
     }
+    case TP_EVENT_SHARPNESS: {
+        const tp_event_sharpness *m = &ev->u.sharpness;
+        tp_sharpness_row row = {
+            .step = m->step,
+            .loss = m->loss,
+            .sharpness = m->sharpness,
+            .precond_sharpness = m->precond_sharpness,
+            .threshold = m->threshold,
+            .threshold_kind = m->threshold_kind,
+            .lr = m->lr,
+            .iters = m->iters,
+            .grads = m->grads,
+            .seconds = m->seconds,
+        };
+        if (tp_results_add_sharpness(r->db, r->trial_id, &row, err, sizeof err) < 0) {
+            fail_host_side(r, TP_EDB, err);
+            return TP_EDB;
+        }
+        r->last_step = m->step;
+        if (r->req->progress == TP_PROGRESS_PLAIN) {
+            /* The measured value the threshold bounds, and their ratio. */
+            double v = m->threshold_kind == 2 ? m->precond_sharpness : m->sharpness;
+            fprintf(stdout, "%s: sharpness step %llu  loss %.5g  sharpness %.5g", r->req->label,
+                    (unsigned long long)m->step, m->loss, m->sharpness);
+            if (!isnan(m->precond_sharpness))
+                fprintf(stdout, "  preconditioned %.5g", m->precond_sharpness);
+            if (!isnan(m->threshold))
+                fprintf(stdout, "  threshold %.5g (%.3fx)", m->threshold, v / m->threshold);
+            fprintf(stdout, "  (%u products, %.2f s)\n", m->iters, m->seconds);
+        }
+        break;
+    }
     case TP_EVENT_END: {
         const tp_event_end *e = &ev->u.end;
         if (check_end(r, e, err, sizeof err) < 0) {

@@ -26,6 +26,8 @@ enum {
     O_CLOCK,
     O_STEPS,
     O_THREADS,
+    O_SH_EVERY,
+    O_SH_EXAMPLES,
     O_END
 };
 
@@ -43,6 +45,8 @@ const struct option tp_spec_options[] = {
     {"clock", required_argument, 0, O_CLOCK},
     {"max-steps", required_argument, 0, O_STEPS},
     {"threads", required_argument, 0, O_THREADS},
+    {"sharpness-every", required_argument, 0, O_SH_EVERY},
+    {"sharpness-examples", required_argument, 0, O_SH_EXAMPLES},
     {0, 0, 0, 0},
 };
 /* clang-format on */
@@ -130,6 +134,15 @@ int tp_spec_set(tp_trial_spec *s, int opt, const char *value, char *err, size_t 
             break;
         s->threads = (int)v;
         return TP_OK;
+    case O_SH_EVERY:
+        if (parse_u64(value, UINT32_MAX, &s->sharpness_every) < 0)
+            break;
+        return TP_OK;
+    case O_SH_EXAMPLES:
+        if (parse_u64(value, UINT32_MAX, &v) < 0)
+            break;
+        s->sharpness_examples = (uint32_t)v;
+        return TP_OK;
     default:
         tp__errf(err, errlen, "not a trial option (%d)", opt);
         return TP_EINVAL;
@@ -139,6 +152,8 @@ int tp_spec_set(tp_trial_spec *s, int opt, const char *value, char *err, size_t 
         [O_CLOCK - O_CFG] = "wall, cpu or steps",
         [O_STEPS - O_CFG] = "an integer >= 0 (0: no limit)",
         [O_THREADS - O_CFG] = "an integer from 1 to 256",
+        [O_SH_EVERY - O_CFG] = "a step count >= 0 (0: no sharpness measurements)",
+        [O_SH_EXAMPLES - O_CFG] = "a number of training examples >= 0 (0: 1,000)",
     };
     tp__errf(err, errlen, "--%s: bad value '%s': expected %s", name, value ? value : "",
              expect[opt - O_CFG]);
@@ -147,10 +162,13 @@ int tp_spec_set(tp_trial_spec *s, int opt, const char *value, char *err, size_t 
 
 int tp_spec_to_argv(const tp_trial_spec *s, char **argv, int *n, int max, char *nums)
 {
-    char *seed = nums, *steps = nums + 32, *threads = nums + 64;
+    char *seed = nums, *steps = nums + 32, *threads = nums + 64, *sh_every = nums + 96,
+         *sh_examples = nums + 128;
     snprintf(seed, 32, "%llu", (unsigned long long)s->seed);
     snprintf(steps, 32, "%llu", (unsigned long long)s->max_steps);
     snprintf(threads, 32, "%d", s->threads > 0 ? s->threads : 1);
+    snprintf(sh_every, 32, "%llu", (unsigned long long)s->sharpness_every);
+    snprintf(sh_examples, 32, "%u", s->sharpness_examples);
     const char *pairs[2 * (TP_SPEC_NUM_OPTIONS + TP_SPEC_MAX_OVERRIDES)];
     int k = 0;
 #define PAIR(opt, value)                                                                           \
@@ -173,6 +191,10 @@ int tp_spec_to_argv(const tp_trial_spec *s, char **argv, int *n, int max, char *
     PAIR("clock", tp_clock_kind_name(s->clock));
     PAIR("max-steps", steps);
     PAIR("threads", threads);
+    if (s->sharpness_every) {
+        PAIR("sharpness-every", sh_every);
+        PAIR("sharpness-examples", sh_examples);
+    }
 #undef PAIR
     if (*n + k >= max)
         return TP_ERANGE;

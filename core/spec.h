@@ -32,6 +32,10 @@ typedef struct tp_trial_spec {
     tp_clock_kind clock;
     uint64_t max_steps; /* 0: none */
     int threads;        /* OpenBLAS threads in the worker, >= 1 */
+    /* Diagnostics: (preconditioned) sharpness every this many steps (0: never), untimed, over
+     * the first sharpness_examples training examples (0: 1,000). */
+    uint64_t sharpness_every;
+    uint32_t sharpness_examples;
 } tp_trial_spec;
 
 /* Defaults: seed 0, wall clock, no step limit, one thread, everything else unset. */
@@ -41,7 +45,7 @@ void tp_spec_init(tp_trial_spec *s);
  * TP_SPEC_OPT_FIRST and up; a caller with options of its own copies these into its table. */
 #define TP_SPEC_OPT_FIRST 0x1000
 extern const struct option tp_spec_options[];
-#define TP_SPEC_NUM_OPTIONS 13
+#define TP_SPEC_NUM_OPTIONS 15
 
 /* 1 when getopt's `opt` is one of the spec's. */
 int tp_spec_is_option(int opt);
@@ -51,7 +55,7 @@ int tp_spec_set(tp_trial_spec *s, int opt, const char *value, char *err, size_t 
 /* Append the spec as "--option value" pairs to argv[*n], leaving room for a NULL; numbers go
  * into `nums` (at least TP_SPEC_NUMS_SIZE bytes, alive as long as argv). TP_ERANGE when argv
  * is too small. */
-#define TP_SPEC_NUMS_SIZE 96
+#define TP_SPEC_NUMS_SIZE 160
 int tp_spec_to_argv(const tp_trial_spec *s, char **argv, int *n, int max, char *nums);
 
 #endif /* TP_CORE_SPEC_H */

@@ -36,6 +36,7 @@
 #include "core/nn/nn.h" /* tp_blas_check */
 #include "core/plugin.h"
 #include "core/sandbox.h"
+#include "core/sharpness.h"
 #include "core/trial.h"
 
 #define DEFAULT_SELECTION "next_batch"
@@ -61,6 +62,8 @@ typedef struct worker {
     float *batch_weights;
     double last_progress;
     tp_time loop_start;
+    double last_lr_factor; /* the schedule's factor of the last step taken */
+    tp_sharpness *sharp;   /* diagnostics, NULL when not measured */
 } worker;
 
 static const tp_host *host(void)
@@ -209,6 +212,7 @@ static int hook_step(void *ud, uint64_t step, char *err, size_t errlen)
         }
     }
 
+    wk->last_lr_factor = factor;
     tp_update_args args;
     TP_STRUCT_INIT(&args, tp_update_args);
     args.step = step;
@@ -294,6 +298,71 @@ static void hook_on_step(void *ud, const tp_train_state *ts)
     wk->last_progress = now;
     tp_event_progress p = {ts->step, ts->submission_time, now - wk->loop_start.wall};
     tp_event_write(wk->a->event_fd, TP_EVENT_PROGRESS, &p, sizeof p);
+}
+
+/* -- diagnostics ---------------------------------------------------------------------------- */
+
+static int precondition(void *ud, const float *v, float *out, char *err, size_t errlen)
+{
+    worker *wk = ud;
+    tp_error e;
+    TP_STRUCT_INIT(&e, tp_error);
+    int rc = tp_plugin_call_precondition(wk->opt.p, wk->opt.state, host(), wk->opt.ctx, v, out, &e);
+    if (rc != TP_OK)
+        return plugin_error(wk->opt.p, "precondition", rc, &e, err, errlen);
+    return TP_OK;
+}
+
+static double opt_hparam(worker *wk, const char *name, double fallback)
+{
+    double v;
+    return host()->hparam(wk->opt.ctx, name, &v) == TP_OK ? v : fallback;
+}
+
+/* Untimed: (preconditioned) sharpness at the current parameters, with the threshold of the
+ * last update's learning rate. The preconditioner exists once an update has been taken. */
+static int hook_diagnose(void *ud, const tp_train_state *ts, char *err, size_t errlen)
+{
+    worker *wk = ud;
+    const int pre = ts->step > 0 && tp_plugin_has(wk->opt.p, TP_PLUGIN_FN_PRECONDITION);
+    tp_sharpness_value v;
+    int rc = tp_sharpness_measure(wk->sharp, tp_session_params(wk->s), pre ? precondition : NULL,
+                                  wk, &v, err, errlen);
+    if (rc < 0)
+        return rc;
+    const double lr =
+        ts->step > 0 ? opt_hparam(wk, "learning_rate", NAN) * wk->last_lr_factor : NAN;
+    int kind = 0;
+    double thr =
+        tp_sharpness_threshold(wk->opt.p->id, lr, 1.0 - opt_hparam(wk, "one_minus_beta1", 1.0),
+                               opt_hparam(wk, "weight_decay", 0.0), &kind);
+    tp_event_sharpness m = {
+        .step = ts->step,
+        .iters = v.iters,
+        .threshold_kind = isnan(thr) ? 0
+                          : kind     ? 2
+                                     : 1,
+        .grads = v.grads,
+        .loss = v.loss,
+        .sharpness = v.sharpness,
+        .precond_sharpness = v.precond_sharpness,
+        .threshold = thr,
+        .lr = lr,
+        .seconds = v.seconds,
+    };
+    if (wk->a->event_fd < 0) {
+        fprintf(stderr,
+                "sharpness at step %llu: loss %.5g, sharpness %.5g, preconditioned %.5g, "
+                "threshold %.5g (%u products, %.2f s)\n",
+                (unsigned long long)ts->step, v.loss, v.sharpness, v.precond_sharpness, thr,
+                v.iters, v.seconds);
+        return TP_OK;
+    }
+    if (tp_event_write(wk->a->event_fd, TP_EVENT_SHARPNESS, &m, sizeof m) < 0) {
+        snprintf(err, errlen, "cannot write to the host's event pipe (host gone?)");
+        return TP_EIO;
+    }
+    return TP_OK;
 }
 
 /* -- setup and teardown -------------------------------------------------------------------- */
@@ -495,6 +564,11 @@ static int prepare(worker *wk, char *err, size_t errlen)
     for (int i = 0; i < 3; i++)
         if ((rc = init_slot(wk, slots[i], err, errlen)) < 0)
             return rc;
+    if (a->spec.sharpness_every) {
+        tp_sharpness_opts so = {.examples = a->spec.sharpness_examples, .raw = 1};
+        if ((rc = tp_sharpness_init(&wk->sharp, wk->w, &so, err, errlen)) < 0)
+            return rc;
+    }
     return TP_OK;
 }
 
@@ -503,6 +577,7 @@ static void teardown(worker *wk)
     destroy_slot(&wk->opt);
     destroy_slot(&wk->sched);
     destroy_slot(&wk->sel);
+    tp_sharpness_free(wk->sharp);
     tp_session_free(wk->s);
     free(wk->batch_idx);
     free(wk->batch_weights);
@@ -560,6 +635,7 @@ int tp_worker_run(const tp_worker_args *a)
         .validation_target = wk.cfg.validation_target,
         .test_target = wk.cfg.test_target,
         .max_steps = a->spec.max_steps,
+        .diagnose_every = wk.sharp ? a->spec.sharpness_every : 0,
     };
     tp_trial_hooks hooks = {
         .ud = &wk,
@@ -569,6 +645,7 @@ int tp_worker_run(const tp_worker_args *a)
         .eval = hook_eval,
         .on_eval = hook_on_eval,
         .on_step = hook_on_step,
+        .diagnose = wk.sharp ? hook_diagnose : NULL,
     };
     tp_clock_system.read(NULL, &wk.loop_start);
     wk.last_progress = wk.loop_start.wall;

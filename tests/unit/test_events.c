@@ -125,6 +125,58 @@ static void test_roundtrip_whole_and_bytewise(void **state)
     }
 }
 
+/* A sharpness event round-trips with its NaNs; one with an infinite value or going back in
+ * steps is refused. */
+static void test_sharpness_event(void **state)
+{
+    (void)state;
+    tp_event_hello h = hello();
+    tp_event_sharpness m0 = {.step = 0,
+                             .loss = 2.0,
+                             .sharpness = 5.0,
+                             .precond_sharpness = NAN,
+                             .threshold = NAN,
+                             .lr = NAN,
+                             .iters = 9,
+                             .grads = 19,
+                             .seconds = 0.5};
+    tp_event_sharpness m1 = m0;
+    m1.step = 10;
+    m1.precond_sharpness = 370.0;
+    m1.threshold = 380.0;
+    m1.threshold_kind = 2;
+    m1.lr = 1e-3;
+    tp_event_type types[] = {TP_EVENT_HELLO, TP_EVENT_SHARPNESS, TP_EVENT_SHARPNESS};
+    const void *pl[] = {&h, &m0, &m1};
+    size_t sz[] = {sizeof h, sizeof m0, sizeof m1};
+    unsigned char buf[4096];
+    size_t n = frames(buf, sizeof buf, 3, types, pl, sz);
+    tp_event_decoder d;
+    tp_event_decoder_init(&d);
+    sink s = {.n = 0};
+    char err[256] = "";
+    assert_int_equal(tp_event_decoder_feed(&d, buf, n, collect, &s, err, sizeof err), 0);
+    assert_int_equal(s.n, 3);
+    assert_true(isnan(s.ev[1].u.sharpness.precond_sharpness));
+    assert_true(s.ev[2].u.sharpness.threshold == 380.0);
+
+    tp_event_sharpness bad = m1;
+    bad.sharpness = INFINITY;
+    const void *pl2[] = {&h, &bad};
+    tp_event_type t2[] = {TP_EVENT_HELLO, TP_EVENT_SHARPNESS};
+    unsigned char buf2[4096];
+    size_t n2 = frames(buf2, sizeof buf2, 2, t2, pl2, sz);
+    tp_event_decoder_init(&d);
+    assert_int_equal(tp_event_decoder_feed(&d, buf2, n2, collect, &s, err, sizeof err), TP_EPROTO);
+    assert_non_null(strstr(err, "invalid sharpness event (step 10)"));
+
+    const void *pl3[] = {&h, &m1, &m0}; /* step 10, then step 0 */
+    n = frames(buf, sizeof buf, 3, types, pl3, sz);
+    tp_event_decoder_init(&d);
+    assert_int_equal(tp_event_decoder_feed(&d, buf, n, collect, &s, err, sizeof err), TP_EPROTO);
+    assert_non_null(strstr(err, "step 0"));
+}
+
 /* Feed one stream; expect TP_EPROTO with `needle` in the message. */
 static void expect_refused(int count, const tp_event_type *types, const void *const *pl,
                            const size_t *sz, const char *needle)
@@ -264,6 +316,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_whole_and_bytewise),
+        cmocka_unit_test(test_sharpness_event),
         cmocka_unit_test(test_refuses_garbage),
         cmocka_unit_test(test_refuses_wrong_size),
         cmocka_unit_test(test_refuses_bad_content),

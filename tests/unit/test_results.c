@@ -464,7 +464,7 @@ static void test_wal_mode(void **state)
     sqlite3_finalize(st);
     assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-    assert_int_equal(sqlite3_column_int(st, 0), 1);
+    assert_int_equal(sqlite3_column_int(st, 0), 2);
     sqlite3_finalize(st);
     sqlite3_close(db);
     tp_results_close(r);
@@ -559,6 +559,89 @@ static void test_newer_schema(void **state)
     assert_int_equal(rc, TP_EDB);
     assert_null(r);
     assert_non_null(strstr(err, "schema version 99 is newer"));
+}
+
+static int collect_sharpness(const tp_sharpness_row *m, void *ud)
+{
+    tp_sharpness_row *rows = ud;
+    rows[rows[15].iters++] = *m;
+    return 0;
+}
+
+/* Sharpness rows round-trip with NaN for what was not measured, in step order; a repeated
+ * step and an unknown trial are refused. */
+static void test_sharpness_rows(void **state)
+{
+    tmp *t = *state;
+    tp_results *r = open_ok(t->dir);
+    tp_trial_meta meta = meta_example();
+    int64_t id;
+    assert_int_equal(tp_results_begin_trial(r, &meta, &id, err, sizeof err), TP_OK);
+    tp_sharpness_row a = {.step = 10,
+                          .loss = 0.5,
+                          .sharpness = 12.5,
+                          .precond_sharpness = 380.0,
+                          .threshold = 380.0,
+                          .threshold_kind = 2,
+                          .lr = 1e-3,
+                          .iters = 7,
+                          .grads = 15,
+                          .seconds = 0.25};
+    tp_sharpness_row b = {.step = 0,
+                          .loss = 2.0,
+                          .sharpness = 3.0,
+                          .precond_sharpness = NAN,
+                          .threshold = NAN,
+                          .threshold_kind = 0,
+                          .lr = NAN,
+                          .iters = 20,
+                          .grads = 41,
+                          .seconds = 1.0};
+    assert_int_equal(tp_results_add_sharpness(r, id, &a, err, sizeof err), TP_OK);
+    assert_int_equal(tp_results_add_sharpness(r, id, &b, err, sizeof err), TP_OK);
+    assert_int_equal(tp_results_add_sharpness(r, id, &a, err, sizeof err), TP_EINVAL);
+    assert_non_null(strstr(err, "step 10"));
+    assert_int_equal(tp_results_add_sharpness(r, id + 100, &a, err, sizeof err), TP_ENOENT);
+
+    tp_sharpness_row rows[16] = {0};
+    assert_int_equal(tp_results_foreach_sharpness(r, id, collect_sharpness, rows, err, sizeof err),
+                     TP_OK);
+    assert_int_equal(rows[15].iters, 2);
+    assert_int_equal(rows[0].step, 0);
+    assert_true(isnan(rows[0].precond_sharpness) && isnan(rows[0].threshold));
+    assert_int_equal(rows[0].grads, 41);
+    assert_int_equal(rows[1].step, 10);
+    assert_same(rows[1].precond_sharpness, 380.0);
+    assert_same(rows[1].lr, 1e-3);
+    assert_int_equal(rows[1].threshold_kind, 2);
+    assert_int_equal(rows[1].iters, 7);
+    assert_int_equal(
+        tp_results_foreach_sharpness(r, id + 100, collect_sharpness, rows, err, sizeof err),
+        TP_ENOENT);
+    tp_results_close(r);
+}
+
+/* A schema-1 database (before the sharpness table) is brought to version 2 on open, its
+ * trials kept. */
+static void test_migrates_version_1(void **state)
+{
+    tmp *t = *state;
+    tp_results *r = open_ok(t->dir);
+    tp_trial_meta meta = meta_example();
+    int64_t id;
+    assert_int_equal(tp_results_begin_trial(r, &meta, &id, err, sizeof err), TP_OK);
+    tp_results_close(r);
+    exec_sql(t->db, "DROP TABLE sharpness; PRAGMA user_version=1");
+
+    r = open_ok(t->dir);
+    int64_t ids[8] = {0};
+    assert_int_equal(tp_results_foreach_trial(r, NULL, 0, count_trial, ids, err, sizeof err),
+                     TP_OK);
+    assert_int_equal(ids[0], 1);
+    assert_int_equal(ids[1], id);
+    tp_sharpness_row a = {.step = 1, .loss = 1.0, .iters = 1, .grads = 3};
+    assert_int_equal(tp_results_add_sharpness(r, id, &a, err, sizeof err), TP_OK);
+    tp_results_close(r);
 }
 
 static void test_foreign_database(void **state)
@@ -726,6 +809,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_garbage_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sharpness_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrates_version_1, setup, teardown),
         cmocka_unit_test_setup_teardown(test_foreign_database, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_evals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_durability, setup, teardown),

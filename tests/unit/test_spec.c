@@ -49,6 +49,8 @@ static void test_roundtrip(void **state)
     s.clock = TP_CLOCK_CPU;
     s.max_steps = 12345;
     s.threads = 3;
+    s.sharpness_every = 25;
+    s.sharpness_examples = 1000;
 
     char *argv[64], nums[TP_SPEC_NUMS_SIZE];
     int n = 0;
@@ -70,6 +72,8 @@ static void test_roundtrip(void **state)
     assert_int_equal(back.clock, TP_CLOCK_CPU);
     assert_int_equal(back.max_steps, 12345);
     assert_int_equal(back.threads, 3);
+    assert_int_equal(back.sharpness_every, 25);
+    assert_int_equal(back.sharpness_examples, 1000);
 
     /* Unset optional fields stay unset. */
     tp_trial_spec bare;
@@ -82,6 +86,7 @@ static void test_roundtrip(void **state)
     assert_null(back.schedule);
     assert_null(back.hparams);
     assert_int_equal(back.threads, 1);
+    assert_int_equal(back.sharpness_every, 0);
     /* Too small an argv is refused, not overrun. */
     n = 1;
     assert_int_equal(tp_spec_to_argv(&s, argv, &n, 6, nums), TP_ERANGE);
@@ -97,6 +102,8 @@ static void test_bad_values(void **state)
         {"clock", "gpu", "--clock: bad value 'gpu': expected wall, cpu or steps"},
         {"threads", "0", "--threads: bad value '0'"},
         {"threads", "257", "--threads: bad value '257'"},
+        {"sharpness-every", "-5", "--sharpness-every: bad value '-5': expected a step count"},
+        {"sharpness-examples", "many", "--sharpness-examples: bad value 'many'"},
         {"max-steps", "", "--max-steps: bad value ''"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
