@@ -348,6 +348,52 @@ static void grad_check(const char *activation, const char *lossname, float smoot
     w->vt->free(w);
 }
 
+/* data.standardize = "pixel": each input is standardised over the kept training examples.
+ * Observed through a linear model (depth 0) with MSE at zero parameters, whose weight gradient
+ * is -X^T Y / n: summed over the 10 one-hot outputs, -mean_i x_ij, for every pixel j. With
+ * the global constants the means are those of the subset, far from 0. */
+static void test_standardize_pixel(void **state)
+{
+    (void)state;
+    REQUIRE_DATA();
+    tp_wl_option o[] = {
+        {"data.train_limit", NULL, 1000, 1}, {"data.validation_limit", NULL, 100, 2},
+        {"data.test_limit", NULL, 100, 3},   {"model.depth", NULL, 0, 4},
+        {"model.loss", "mse", 0, 5},         {"data.standardize", "pixel", 0, 6},
+    };
+    for (int pixel = 0; pixel < 2; pixel++) {
+        tp_workload *w = create_ok(o, pixel ? 6 : 5);
+        float *params = calloc(w->num_params, sizeof *params);
+        float *grad = malloc(w->num_params * sizeof *grad);
+        uint32_t *idx = malloc(1000 * sizeof *idx);
+        for (uint32_t i = 0; i < 1000; i++)
+            idx[i] = i;
+        double loss;
+        char err[512];
+        assert_int_equal(w->vt->loss_and_grad(w, params, idx, NULL, 1000, NULL, 0, grad, &loss,
+                                              NULL, err, sizeof err),
+                         0);
+        double worst = 0.0, sum_abs = 0.0;
+        for (int j = 0; j < 784; j++) {
+            double mean = 0.0;
+            for (int c = 0; c < 10; c++)
+                mean -= grad[j * 10 + c]; /* fc1.weight is (784, 10), first in the buffer */
+            worst = fmax(worst, fabs(mean));
+            sum_abs += fabs(mean);
+        }
+        print_message("standardize %s: largest |pixel mean| %.2e, average %.2e\n",
+                      pixel ? "pixel" : "global", worst, sum_abs / 784);
+        if (pixel)
+            assert_true(worst < 1e-4);
+        else
+            assert_true(worst > 0.1); /* the global constants leave per-pixel means */
+        free(params);
+        free(grad);
+        free(idx);
+        w->vt->free(w);
+    }
+}
+
 static void test_grad_mlp_tanh_xent(void **state)
 {
     grad_check("tanh", "cross_entropy", 0.1f, 0.2f, 1e-2);
@@ -560,6 +606,7 @@ int main(void)
         cmocka_unit_test(test_grad_mlp_gelu_mse), cmocka_unit_test(test_grad_mlp_relu_xent),
         cmocka_unit_test(test_determinism),       cmocka_unit_test(test_weights_and_chunks),
         cmocka_unit_test(test_sgd_learns),        cmocka_unit_test(test_split_seed),
+        cmocka_unit_test(test_standardize_pixel),
     };
     return cmocka_run_group_tests(tests, setup_small, teardown_small);
 }

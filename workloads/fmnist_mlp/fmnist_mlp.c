@@ -9,7 +9,9 @@
  * a split (0: all), for tests. Images stay bytes in memory (55 MB); a batch is gathered by
  * index and converted on the fly to x = (p / 255 - 0.2860) / 0.3530, the mean and standard
  * deviation of the pixels of all 60,000 train-file images, fixed constants so every split, seed
- * and subset sees the same transform.
+ * and subset sees the same transform; or, with data.standardize = "pixel", to each pixel's own
+ * mean and standard deviation over the kept training examples (the Edge of Stability setup:
+ * a small full-batch subset, standardised per pixel).
  *
  * Model. 784 -> hidden_width x depth (activation relu / tanh / gelu) -> 10, each layer a fused
  * linear + bias + activation with its weight stored (in, out): "fc1.weight" (784, 256),
@@ -64,10 +66,11 @@ typedef struct fmnist {
     uint32_t width, depth;
     tp_act act;
     int loss;
-    uint8_t *images;       /* (train + validation + test, 784), split by split */
-    uint8_t *labels;       /* (train + validation + test) */
-    const uint8_t *img[3]; /* (split_size, 784) per tp_split */
-    const uint8_t *lab[3]; /* (split_size) */
+    float pix_a[FM_PIXELS], pix_b[FM_PIXELS]; /* x_j = pixel_j * pix_a[j] + pix_b[j] */
+    uint8_t *images;                          /* (train + validation + test, 784), split by split */
+    uint8_t *labels;                          /* (train + validation + test) */
+    const uint8_t *img[3];                    /* (split_size, 784) per tp_split */
+    const uint8_t *lab[3];                    /* (split_size) */
     uint32_t layer_in[FM_MAX_DEPTH + 1], layer_out[FM_MAX_DEPTH + 1];
     tp_tensor_info tensors[2 * (FM_MAX_DEPTH + 1)];
     char names[2 * (FM_MAX_DEPTH + 1)][24];
@@ -77,6 +80,8 @@ typedef struct fmnist {
 static const char *const activation_names[] = {"relu", "tanh", "gelu", NULL};
 static const tp_act activation_values[] = {TP_ACT_RELU, TP_ACT_TANH, TP_ACT_GELU};
 static const char *const loss_names[] = {"cross_entropy", "mse", NULL};
+enum { FM_STD_GLOBAL = 0, FM_STD_PIXEL = 1 };
+static const char *const standardize_names[] = {"global", "pixel", NULL};
 
 /* ---------------------------------------------------------------------------------------- */
 /* Data */
@@ -224,10 +229,37 @@ static inline void prefetch_row(const uint8_t *row)
         __builtin_prefetch(row + k);
 }
 
-/* x (n, 784) = standardised pixels of rows idx[i] (or first + i when idx is NULL). */
-static void gather(float *x, const uint8_t *img, const uint32_t *idx, uint64_t first, uint32_t n)
+/* The standardisation: the fixed dataset constants ("global"), or the mean and standard
+ * deviation of each pixel over the kept training examples ("pixel", as the Edge of Stability
+ * experiments standardise their subset); a pixel constant over them maps to 0. */
+static void set_standardization(fmnist *w, int kind)
 {
-    const float a = 1.0f / (255.0f * FM_PIXEL_STD), b = -FM_PIXEL_MEAN / FM_PIXEL_STD;
+    for (int j = 0; j < FM_PIXELS; j++) {
+        w->pix_a[j] = 1.0f / (255.0f * FM_PIXEL_STD);
+        w->pix_b[j] = -FM_PIXEL_MEAN / FM_PIXEL_STD;
+    }
+    const uint64_t n = w->base.split_size[TP_SPLIT_TRAIN];
+    if (kind != FM_STD_PIXEL || n == 0)
+        return;
+    for (int j = 0; j < FM_PIXELS; j++) {
+        double sum = 0.0, sq = 0.0;
+        for (uint64_t i = 0; i < n; i++) {
+            double v = w->img[TP_SPLIT_TRAIN][i * FM_PIXELS + j] / 255.0;
+            sum += v;
+            sq += v * v;
+        }
+        double mean = sum / n, var = sq / n - mean * mean;
+        double sd = var > 1e-12 ? sqrt(var) : 0.0;
+        w->pix_a[j] = sd > 0.0 ? (float)(1.0 / (255.0 * sd)) : 0.0f;
+        w->pix_b[j] = sd > 0.0 ? (float)(-mean / sd) : 0.0f;
+    }
+}
+
+/* x (n, 784) = standardised pixels of rows idx[i] (or first + i when idx is NULL). */
+static void gather(const fmnist *w, float *x, const uint8_t *img, const uint32_t *idx,
+                   uint64_t first, uint32_t n)
+{
+    const float *restrict a = w->pix_a, *restrict b = w->pix_b;
     /* Rows are scattered over 39 MB: keep the next FM_PREFETCH rows on their way from memory
      * while converting this one. */
     for (uint32_t i = 0; idx && i < FM_PREFETCH && i < n; i++)
@@ -238,7 +270,7 @@ static void gather(float *x, const uint8_t *img, const uint32_t *idx, uint64_t f
         if (idx && i + FM_PREFETCH < n)
             prefetch_row(img + idx[i + FM_PREFETCH] * (uint64_t)FM_PIXELS);
         for (int j = 0; j < FM_PIXELS; j++)
-            dst[j] = (float)src[j] * a + b;
+            dst[j] = (float)src[j] * a[j] + b[j];
     }
 }
 
@@ -270,7 +302,7 @@ static int run_chunk(fmnist *w, const chunk_args *a, tp_tensor **per, tp_tensor 
     tp_tensor *x = tp_tensor_new(g, 2, (uint32_t[]){a->n, FM_PIXELS}, 0); /* (n, 784) */
     int32_t *labels = tp_graph_alloc(g, a->n * sizeof *labels);           /* (n) */
     if (x && labels) {
-        gather(x->data, w->img[a->split], a->idx, a->first, a->n);
+        gather(w, x->data, w->img[a->split], a->idx, a->first, a->n);
         const uint8_t *lab = w->lab[a->split];
         for (uint32_t i = 0; i < a->n; i++)
             labels[i] = lab[a->idx ? a->idx[i] : a->first + i];
@@ -456,7 +488,7 @@ static int fm_create(const tp_wl_params *p, tp_workload **out, char *err, size_t
     *out = NULL;
     const char *dir = FM_DEFAULT_DIR;
     int64_t split_seed = 0, limit[3] = {0, 0, 0}, width = 256, depth = 2;
-    int act = 0, loss = FM_LOSS_XENT;
+    int act = 0, loss = FM_LOSS_XENT, standardize = FM_STD_GLOBAL;
     const double big = 9007199254740992.0; /* 2^53 */
     const tp_opt_spec specs[] = {
         {"data.dir", TP_OPT_STRING, 0, 0, NULL, &dir},
@@ -464,6 +496,7 @@ static int fm_create(const tp_wl_params *p, tp_workload **out, char *err, size_t
         {"data.train_limit", TP_OPT_INT, 0, FM_TRAIN_ALL, NULL, &limit[0]},
         {"data.validation_limit", TP_OPT_INT, 0, FM_TRAIN_ALL, NULL, &limit[1]},
         {"data.test_limit", TP_OPT_INT, 0, FM_TEST, NULL, &limit[2]},
+        {"data.standardize", TP_OPT_CHOICE, 0, 0, standardize_names, &standardize},
         {"model.hidden_width", TP_OPT_INT, 1, FM_MAX_WIDTH, NULL, &width},
         {"model.depth", TP_OPT_INT, 0, FM_MAX_DEPTH, NULL, &depth},
         {"model.activation", TP_OPT_CHOICE, 0, 0, activation_names, &act},
@@ -507,6 +540,7 @@ static int fm_create(const tp_wl_params *p, tp_workload **out, char *err, size_t
         fm_free(&w->base);
         return rc;
     }
+    set_standardization(w, standardize);
     *out = &w->base;
     return 0;
 }
