@@ -33,6 +33,7 @@
 #include "core/sandbox.h"
 #include "core/score.h"
 #include "core/spec.h"
+#include "core/sharpness.h"
 #include "core/sweep.h"
 
 #define ERRLEN 1024
@@ -42,6 +43,10 @@ static const char *usage_text =
     "\n"
     "usage:\n"
     "  trainperf run --workload W --optimizer ID [options]   run one trial\n"
+    "  trainperf sharpness --workload W --optimizer ID [run options] [--plot PREFIX]\n"
+    "                                                         a trial with (preconditioned)\n"
+    "                                                         sharpness measured against the\n"
+    "                                                         optimizer's stability threshold\n"
     "  trainperf sweep SWEEP.cfg [--jobs N] [--results DIR]   a tuning-ruleset sweep\n"
     "  trainperf score PATH [--targets F] [--plot PREFIX]     benchmark scores, profile plot\n"
     "  trainperf report RESULTS [-o report.html]              one self-contained HTML report\n"
@@ -66,6 +71,12 @@ static const char *usage_text =
     "  --clock wall|cpu|steps timing clock (default wall; steps: 1 ms a step, reproducible)\n"
     "  --max-steps N          stop after N steps (training complete)\n"
     "  --threads N            OpenBLAS threads in the worker (default 1)\n"
+    "  --sharpness-every K    measure (preconditioned) sharpness every K steps, untimed\n"
+    "                         (default 0 = never; `sharpness`: 10)\n"
+    "  --sharpness-examples N ... over the first N training examples, full batch (default\n"
+    "                         1000)\n"
+    "  --plot PREFIX          (sharpness) write PREFIX.svg and PREFIX.png (default\n"
+    "                         RESULTS/sharpness_trial_ID)\n"
     "  --wall-limit S         kill the worker after S wall seconds (default: the clock's\n"
     "                         budget + an eval allowance of 1 x budget + 120 s)\n"
     "  --silence-limit S      kill a worker that sends no event for S s (default\n"
@@ -120,7 +131,93 @@ static void fmt_time(double t, char *out, size_t len)
 /* ---------------------------------------------------------------------------------------- */
 /* run */
 
-static int cmd_run(int argc, char **argv)
+/* After a `trainperf sharpness` trial: the series against the threshold, and its plot. */
+typedef struct sh_series {
+    double *value, *threshold, *seconds;
+    uint64_t *step;
+    uint32_t *iters;
+    size_t n, cap;
+    int kind;
+} sh_series;
+
+static int sh_collect(const tp_sharpness_row *m, void *ud)
+{
+    sh_series *s = ud;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 64;
+        double *v = realloc(s->value, cap * sizeof *v);
+        if (v)
+            s->value = v;
+        double *t = realloc(s->threshold, cap * sizeof *t);
+        if (t)
+            s->threshold = t;
+        double *sec = realloc(s->seconds, cap * sizeof *sec);
+        if (sec)
+            s->seconds = sec;
+        uint64_t *st = realloc(s->step, cap * sizeof *st);
+        if (st)
+            s->step = st;
+        uint32_t *it = realloc(s->iters, cap * sizeof *it);
+        if (it)
+            s->iters = it;
+        if (!v || !t || !sec || !st || !it)
+            return TP_ENOMEM;
+        s->cap = cap;
+    }
+    if (m->threshold_kind)
+        s->kind = m->threshold_kind;
+    s->value[s->n] = m->threshold_kind == 2 ? m->precond_sharpness : m->sharpness;
+    s->threshold[s->n] = m->threshold;
+    s->seconds[s->n] = m->seconds;
+    s->step[s->n] = m->step;
+    s->iters[s->n] = m->iters;
+    s->n++;
+    return 0;
+}
+
+static int sharpness_report(tp_results *db, int64_t id, const char *plot, double step_seconds,
+                            char *err, size_t errlen)
+{
+    sh_series s = {0};
+    int rc = tp_results_foreach_sharpness(db, id, sh_collect, &s, err, errlen);
+    if (rc == TP_ENOMEM)
+        snprintf(err, errlen, "out of memory reading the sharpness series");
+    if (rc == TP_OK) {
+        tp_sharpness_summary sum;
+        tp_sharpness_summarize(s.value, s.threshold, s.step, s.seconds, s.iters, s.n, &sum);
+        const char *what = s.kind == 2 ? "preconditioned sharpness" : "sharpness";
+        printf("  %zu sharpness measurements", s.n);
+        if (sum.measurements == 0)
+            printf(" (no stability threshold known for this optimizer)\n");
+        else if (sum.first_reach < 0)
+            printf("; %s never reached 0.95x its threshold\n", what);
+        else
+            printf("; %s reached 0.95x its threshold at step %llu, then median %.3fx "
+                   "(range %.3f-%.3fx over %u measurements)\n",
+                   what, (unsigned long long)sum.reach_step, sum.median_ratio, sum.min_ratio,
+                   sum.max_ratio, sum.after);
+        printf("  one measurement: median %.3f s, %.0f Lanczos products", sum.median_seconds,
+               sum.median_iters);
+        if (step_seconds > 0)
+            printf(" (%.0f training steps' time)", sum.median_seconds / step_seconds);
+        printf("\n");
+        char svg[PATH_MAX], png[PATH_MAX];
+        snprintf(svg, sizeof svg, "%s.svg", plot);
+        snprintf(png, sizeof png, "%s.png", plot);
+        rc = tp_report_sharpness(db, id, svg, png, err, errlen);
+        if (rc == TP_OK)
+            printf("  plot: %s, %s\n", svg, png);
+    }
+    free(s.value);
+    free(s.threshold);
+    free(s.seconds);
+    free(s.step);
+    free(s.iters);
+    return rc;
+}
+
+/* `run`, and `sharpness` (run with measurements by default and a report of them after). */
+static int cmd_run_as(int argc, char **argv, int sharpness)
 {
     tp_run_request q;
     memset(&q, 0, sizeof q);
@@ -131,8 +228,10 @@ static int cmd_run(int argc, char **argv)
     uint64_t memory_limit = 0;
     int quiet = 0;
     /* The trial's own options (shared with the worker) plus the host's. */
-    enum { O_WL = 1, O_WALL, O_RES, O_WLDIR, O_QUIET, O_SILENCE, O_MEMORY };
+    const char *plot = NULL;
+    enum { O_WL = 1, O_WALL, O_RES, O_WLDIR, O_QUIET, O_SILENCE, O_MEMORY, O_PLOT };
     static const struct option host_opts[] = {
+        {"plot", required_argument, 0, O_PLOT},
         {"workload", required_argument, 0, O_WL},
         {"wall-limit", required_argument, 0, O_WALL},
         {"results", required_argument, 0, O_RES},
@@ -194,15 +293,31 @@ static int cmd_run(int argc, char **argv)
         case O_QUIET:
             quiet = 1;
             break;
+        case O_PLOT:
+            if (!sharpness) {
+                fprintf(stderr, "trainperf run: --plot is an option of `trainperf sharpness`\n");
+                return 2;
+            }
+            plot = optarg;
+            break;
         default:
             return usage(stderr);
         }
     }
+    const char *cmd = sharpness ? "sharpness" : "run";
     if (optind != argc || !spec->optimizer || (!workload == !spec->workload_config)) {
-        fprintf(stderr, "trainperf run: need --optimizer and one of --workload or "
-                        "--workload-config (see `trainperf help`)\n");
+        fprintf(stderr,
+                "trainperf %s: need --optimizer and one of --workload or "
+                "--workload-config (see `trainperf help`)\n",
+                cmd);
         return 2;
     }
+    if (sharpness && spec->sharpness_every == 0)
+        spec->sharpness_every = 10;
+    /* A measurement sends no event while it runs; give it room over the default silence
+     * limit (the wall-clock limit grows by each measurement's time, see runner.c). */
+    if (spec->sharpness_every && silence_limit == 0)
+        silence_limit = 600;
 
     char cfg_path[PATH_MAX], wpath[PATH_MAX];
     spec->plugin_dir = dir_default(spec->plugin_dir, "TRAINPERF_PLUGINS", TP_DEFAULT_PLUGIN_DIR);
@@ -329,15 +444,37 @@ static int cmd_run(int argc, char **argv)
            tp_clock_kind_name(spec->clock), sub > 0 ? (double)res.steps / sub : 0.0, res.wall_time);
     printf("  results: %s (trial %lld), log: %s\n", tp_results_path(db), (long long)id, logpath);
     rc = res.status == TP_TRIAL_FAILED ? 1 : 0;
+    if (sharpness) {
+        char prefix[PATH_MAX];
+        if (!plot) {
+            snprintf(prefix, sizeof prefix, "%s/sharpness_trial_%lld", results_dir, (long long)id);
+            plot = prefix;
+        }
+        if (sharpness_report(db, id, plot, res.steps ? sub / (double)res.steps : 0.0, err,
+                             sizeof err) < 0) {
+            fprintf(stderr, "trainperf sharpness: %s\n", err);
+            rc = 1;
+        }
+    }
     goto out;
 fail:
-    fprintf(stderr, "trainperf run: %s\n", err);
+    fprintf(stderr, "trainperf %s: %s\n", cmd, err);
     rc = 1;
 out:
     tp_results_close(db);
     tp_kv_free(&kv);
     tp_config_free_workload(&cfg);
     return rc;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    return cmd_run_as(argc, argv, 0);
+}
+
+static int cmd_sharpness(int argc, char **argv)
+{
+    return cmd_run_as(argc, argv, 1);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -799,6 +936,8 @@ int tp_cli_main(int argc, char **argv)
     const char *cmd = argv[1];
     if (strcmp(cmd, "run") == 0)
         return cmd_run(argc - 1, argv + 1);
+    if (strcmp(cmd, "sharpness") == 0)
+        return cmd_sharpness(argc - 1, argv + 1);
     if (strcmp(cmd, "check") == 0)
         return cmd_check(argc - 1, argv + 1);
     if (strcmp(cmd, "sweep") == 0)

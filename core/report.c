@@ -1,6 +1,7 @@
 /*
- * report.c - the reports of report.h: the performance-profile plot (SVG and PNG) and the
- * self-contained HTML report with validation curves per workload.
+ * report.c - the reports of report.h: the performance-profile plot (SVG and PNG), the plot of
+ * one trial's (preconditioned) sharpness against its stability threshold (SVG and PNG), and the
+ * self-contained HTML report with validation curves per workload and the sharpness plots.
  *
  * Plotting is PLplot's (axes, ticks, labels, legends, line styles); this file only decides
  * what to draw. How PLplot is kept safe inside a library:
@@ -24,7 +25,8 @@
  * page references nothing outside itself.
  *
  * Not here: computing scores (core/score.c; the profile is drawn from the table's ratios),
- * command-line options (core/cli.c).
+ * measuring sharpness and the Edge of Stability pass rule (core/sharpness.c), command-line
+ * options (core/cli.c).
  */
 #define _GNU_SOURCE /* fopencookie, qsort_r */
 
@@ -47,6 +49,7 @@
 #include <plplot/plplot.h>
 
 #include "core/error.h"
+#include "core/sharpness.h"
 #include <trainperf/trainperf.h>
 
 #ifndef TP_VERSION_STRING
@@ -487,6 +490,25 @@ static int plot_render(const char *device, PLINT width, PLINT height, plot_draw_
     return rc;
 }
 
+/* A series as lines through its runs of finite points (a NaN breaks the line), a lone finite
+ * point as a marker. Called while drawing. */
+static void plot_series(size_t n, const PLFLT *x, const PLFLT *y)
+{
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && !(isfinite(x[i]) && isfinite(y[i])))
+            i++;
+        size_t start = i;
+        while (i < n && isfinite(x[i]) && isfinite(y[i]))
+            i++;
+        PLINT len = (PLINT)(i - start);
+        if (len >= 2)
+            plline(len, x + start, y + start);
+        else if (len == 1)
+            plpoin(1, x + start, y + start, 4);
+    }
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* SVG as PLplot writes it, made readable and embeddable */
 
@@ -897,7 +919,7 @@ error:
 
 typedef struct rtrial {
     int64_t id;
-    char *submission, *workload, *variant, *metric, *message;
+    char *submission, *workload, *variant, *optimizer, *metric, *message;
     int study, trial_index, reason, maximize;
     tp_trial_status status;
     uint64_t steps;
@@ -949,11 +971,12 @@ static int collect_trial(const tp_trial_summary *s, void *ud)
     t->submission = dup_or_empty(s->submission);
     t->workload = dup_or_empty(s->workload);
     t->variant = dup_or_empty(s->variant);
+    t->optimizer = dup_or_empty(s->optimizer);
     t->metric = dup_or_empty(s->metric);
     t->message = dup_or_empty(s->message);
     d->n++;
-    if (t->submission == NULL || t->workload == NULL || t->variant == NULL || t->metric == NULL ||
-        t->message == NULL) {
+    if (t->submission == NULL || t->workload == NULL || t->variant == NULL ||
+        t->optimizer == NULL || t->metric == NULL || t->message == NULL) {
         d->oom = 1;
         return 1;
     }
@@ -988,6 +1011,7 @@ static void rdata_free(rdata *d)
         free(t->submission);
         free(t->workload);
         free(t->variant);
+        free(t->optimizer);
         free(t->metric);
         free(t->message);
         free(t->x);
@@ -1096,20 +1120,7 @@ static void draw_curves(void *ud)
         const rtrial *t = &d->t[c->trials[k]];
         plcol0(series_color(t->color));
         plwidth(1.5);
-        /* One line per run of finite points (a diverged eval breaks the curve). */
-        size_t i = 0;
-        while (i < t->n) {
-            while (i < t->n && !(isfinite(t->x[i]) && isfinite(t->y[i])))
-                i++;
-            size_t start = i;
-            while (i < t->n && isfinite(t->x[i]) && isfinite(t->y[i]))
-                i++;
-            PLINT len = (PLINT)(i - start);
-            if (len >= 2)
-                plline(len, t->x + start, t->y + start);
-            else if (len == 1)
-                plpoin(1, t->x + start, t->y + start, 4);
-        }
+        plot_series(t->n, t->x, t->y); /* a diverged eval breaks the curve */
     }
     plwidth(1.0);
 
@@ -1165,6 +1176,353 @@ static int curves_ranges(curves_plot *c)
     c->ymin = ymin - pad;
     c->ymax = ymax + pad;
     return 1;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* One trial's (preconditioned) sharpness against its stability threshold (BENCHMARK.md §9) */
+
+#define SHARP_W        880
+#define SHARP_H        520
+#define SHARP_WINDOW   1.5   /* with a threshold known the y axis ends at 1.5x the largest */
+#define SHARP_LOG_SPAN 100.0 /* a log y axis when what is shown spans more than two decades */
+#define SHARP_HTML_MAX 24    /* trials with a sharpness plot in the HTML report */
+
+enum { SHARP_PRE = 0, SHARP_PLAIN = 1, SHARP_THR = 2, SHARP_NSERIES = 3 };
+
+typedef struct sharp_rows {
+    tp_sharpness_row *r; /* (n) in step order */
+    size_t n, cap;
+} sharp_rows;
+
+static int collect_sharpness(const tp_sharpness_row *m, void *ud)
+{
+    sharp_rows *s = ud;
+    if (s->n == s->cap) {
+        size_t cap = s->cap ? 2 * s->cap : 64;
+        tp_sharpness_row *r = realloc(s->r, cap * sizeof *r);
+        if (r == NULL)
+            return 1;
+        s->r = r;
+        s->cap = cap;
+    }
+    s->r[s->n++] = *m;
+    return 0;
+}
+
+/* A trial's measurements into s (whatever s held is dropped; its buffer is reused). */
+static int sharp_load(tp_results *db, int64_t id, sharp_rows *s, char *err, size_t errlen)
+{
+    s->n = 0;
+    int rc = tp_results_foreach_sharpness(db, id, collect_sharpness, s, err, errlen);
+    if (rc == 1) {
+        tp__errf(err, errlen, "%s: out of memory reading the sharpness of trial %lld",
+                 tp_results_path(db), (long long)id);
+        return TP_ENOMEM;
+    }
+    return rc;
+}
+
+/* The kind of the last measurement with a threshold (0: none known). */
+static int sharp_kind(const sharp_rows *s)
+{
+    int kind = 0;
+    for (size_t i = 0; i < s->n; i++)
+        if (s->r[i].threshold_kind != 0 && isfinite(s->r[i].threshold))
+            kind = s->r[i].threshold_kind;
+    return kind;
+}
+
+typedef struct sharp_plot {
+    size_t n;
+    size_t values;            /* finite measured values (not thresholds) */
+    PLFLT *x;                 /* (n) step; owns the y arrays too */
+    PLFLT *y[SHARP_NSERIES];  /* (3, n) on the axis' scale (log10 on a log axis), NaN: none */
+    int shown[SHARP_NSERIES]; /* the series has a point */
+    int logy;
+    double xmax, ymin, ymax; /* axis ranges on the axis' scale */
+    char title[LABEL_MAX * 2];
+    char ylabel[64];
+    char note[160]; /* what is off the axis */
+    legend key;
+} sharp_plot;
+
+static void sharp_free(sharp_plot *p)
+{
+    free(p->x);
+    legend_free(&p->key);
+    memset(p, 0, sizeof *p);
+}
+
+/* "Sharpness of trial 3: fmnist_mlp (variant), adamw" as PLplot text. */
+static void sharp_title(char *out, size_t n, int64_t id, const char *workload, const char *variant,
+                        const char *optimizer)
+{
+    char wl[LABEL_MAX], var[LABEL_MAX], opt[LABEL_MAX];
+    pl_text(wl, sizeof wl, workload, PLOT_LABEL_CHARS);
+    pl_text(var, sizeof var, variant, PLOT_LABEL_CHARS);
+    pl_text(opt, sizeof opt, optimizer, PLOT_LABEL_CHARS);
+    snprintf(out, n, "Sharpness of trial %lld: %s%s%s%s, %s", (long long)id, wl,
+             var[0] != '\0' ? " (" : "", var, var[0] != '\0' ? ")" : "", opt);
+}
+
+/* The threshold's legend entry: "threshold 38/η" when threshold x lr is the same constant at
+ * every measurement (up to decoupled weight decay's small share), else just "threshold"; and
+ * which series it bounds when both are drawn. */
+static void sharp_threshold_label(const sharp_rows *s, int both, char *out, size_t n)
+{
+    double c = NAN;
+    int constant = 1;
+    for (size_t i = 0; i < s->n && constant; i++) {
+        const tp_sharpness_row *r = &s->r[i];
+        if (!(isfinite(r->threshold) && r->threshold > 0 && isfinite(r->lr) && r->lr > 0))
+            continue;
+        double ci = r->threshold * r->lr;
+        if (isnan(c))
+            c = ci;
+        else if (fabs(ci - c) > 5e-3 * fabs(c))
+            constant = 0;
+    }
+    int kind = sharp_kind(s);
+    const char *of = !both ? "" : kind == 2 ? " (preconditioned)" : kind == 1 ? " (plain)" : "";
+    if (constant && !isnan(c))
+        snprintf(out, n, "threshold %.3g/η%s", c, of);
+    else
+        snprintf(out, n, "threshold%s", of);
+}
+
+/* The plot of a trial's measurements. The y axis: with a threshold known, linear from 0 to 1.5x
+ * the largest threshold, the window Edge of Stability plots show (a preconditioned sharpness
+ * right after the first updates can be orders of magnitude above the threshold, and would
+ * flatten everything else); the values above it are cut off and counted in a note. When a
+ * quarter or more of the values are above that window (a trial far from stability) or no
+ * threshold is known, the axis holds every value. Either way it is logarithmic when the main
+ * series (preconditioned sharpness when measured) and the threshold span more than two decades
+ * within the axis; a value <= 0 is then left out and counted too. p->values == 0 when there is
+ * nothing to draw. */
+static int sharp_build(const sharp_rows *s, const char *title, sharp_plot *p, char *err,
+                       size_t errlen)
+{
+    size_t n = s->n;
+    memset(p, 0, sizeof *p);
+    p->n = n;
+    p->x = malloc((n > 0 ? n : 1) * (SHARP_NSERIES + 1) * sizeof *p->x);
+    if (p->x == NULL || legend_init(&p->key, SHARP_NSERIES) != TP_OK) {
+        sharp_free(p);
+        tp__errf(err, errlen, "cannot draw the sharpness plot: out of memory");
+        return TP_ENOMEM;
+    }
+    for (int k = 0; k < SHARP_NSERIES; k++)
+        p->y[k] = p->x + (size_t)(k + 1) * n;
+    snprintf(p->title, sizeof p->title, "%s", title);
+
+    /* Raw values first (thresholds <= 0 mean nothing), and what they span. */
+    double xmax = 0.0, vmax = -INFINITY, thrmax = -INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        const tp_sharpness_row *r = &s->r[i];
+        p->x[i] = (PLFLT)r->step;
+        xmax = fmax(xmax, p->x[i]);
+        p->y[SHARP_PRE][i] = isfinite(r->precond_sharpness) ? r->precond_sharpness : NAN;
+        p->y[SHARP_PLAIN][i] = isfinite(r->sharpness) ? r->sharpness : NAN;
+        p->y[SHARP_THR][i] = isfinite(r->threshold) && r->threshold > 0 ? r->threshold : NAN;
+        for (int k = 0; k < SHARP_NSERIES; k++) {
+            double v = p->y[k][i];
+            if (isnan(v))
+                continue;
+            p->shown[k] = 1;
+            if (k == SHARP_THR) {
+                thrmax = fmax(thrmax, v);
+            } else {
+                vmax = fmax(vmax, v);
+                p->values++;
+            }
+        }
+    }
+    if (p->values == 0)
+        return TP_OK;
+
+    double top = vmax;
+    int window = 0;
+    if (thrmax > 0) {
+        size_t above = 0;
+        for (size_t i = 0; i < n; i++)
+            for (int k = SHARP_PRE; k <= SHARP_PLAIN; k++)
+                above += p->y[k][i] > SHARP_WINDOW * thrmax;
+        window = 4 * above < p->values; /* a few early values: cut off */
+        top = window ? SHARP_WINDOW * thrmax : fmax(vmax, thrmax);
+    }
+    /* The span that decides the scale is that of the series the threshold bounds (the
+     * preconditioned one when measured) and the threshold: plain sharpness under Adam sits
+     * orders of magnitude below and would put every Adam plot on a log axis, where the 1.0-1.2x
+     * around the threshold that the plot is about is hard to see. */
+    int primary = p->shown[SHARP_PRE] ? SHARP_PRE : SHARP_PLAIN;
+    double lo = INFINITY, lo_all = INFINITY, vmin = INFINITY;
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < SHARP_NSERIES; k++) {
+            double v = p->y[k][i];
+            if (isnan(v) || v > top)
+                continue;
+            vmin = fmin(vmin, v);
+            if (v > 0 && (k == primary || k == SHARP_THR))
+                lo = fmin(lo, v);
+            if (v > 0)
+                lo_all = fmin(lo_all, v);
+        }
+    p->logy = isfinite(lo) && top / lo > SHARP_LOG_SPAN;
+
+    size_t hidden_low = 0; /* values <= 0 on a log axis */
+    if (p->logy) {
+        for (size_t i = 0; i < n; i++)
+            for (int k = 0; k < SHARP_NSERIES; k++) {
+                double v = p->y[k][i];
+                if (isnan(v))
+                    continue;
+                if (v <= 0 && k != SHARP_THR)
+                    hidden_low++;
+                p->y[k][i] = v > 0 ? log10(v) : NAN;
+            }
+        double a = log10(lo_all), b = log10(top), range = b - a;
+        p->ymin = a - 0.05 * range;
+        p->ymax = b + (window ? 0.0 : 0.05 * range); /* the legend goes bottom right */
+    } else {
+        p->ymin = fmin(0.0, vmin);
+        if (p->ymin < 0)
+            p->ymin -= 0.05 * (top - p->ymin);
+        p->ymax = window ? top : top + 0.25 * (top - p->ymin);
+        if (!(p->ymax > p->ymin))
+            p->ymax = p->ymin + 1.0;
+    }
+    p->xmax = xmax > 0 ? xmax * 1.02 : 1.0;
+
+    size_t hidden_high = 0;
+    for (size_t i = 0; i < n; i++)
+        for (int k = SHARP_PRE; k <= SHARP_PLAIN; k++)
+            hidden_high += p->y[k][i] > p->ymax;
+    if (hidden_high > 0 && hidden_low > 0)
+        snprintf(p->note, sizeof p->note,
+                 "not shown: %zu value%s above %.3g× the largest threshold, %zu value%s <= 0",
+                 hidden_high, hidden_high == 1 ? "" : "s", SHARP_WINDOW, hidden_low,
+                 hidden_low == 1 ? "" : "s");
+    else if (hidden_high > 0)
+        snprintf(p->note, sizeof p->note,
+                 "not shown: %zu value%s above %.3g× the largest threshold", hidden_high,
+                 hidden_high == 1 ? "" : "s", SHARP_WINDOW);
+    else if (hidden_low > 0)
+        snprintf(p->note, sizeof p->note, "not shown (log axis): %zu value%s <= 0", hidden_low,
+                 hidden_low == 1 ? "" : "s");
+
+    int both = p->shown[SHARP_PRE] && p->shown[SHARP_PLAIN];
+    snprintf(p->ylabel, sizeof p->ylabel, "%s",
+             both                  ? "sharpness (plain and preconditioned)"
+             : p->shown[SHARP_PRE] ? "preconditioned sharpness"
+                                   : "sharpness");
+    if (p->shown[SHARP_PRE])
+        snprintf(legend_add(&p->key, series_color(0), 1, 2.0), LABEL_MAX,
+                 "preconditioned sharpness");
+    if (p->shown[SHARP_PLAIN])
+        snprintf(legend_add(&p->key, series_color(3), 1, 1.5), LABEL_MAX, "sharpness");
+    if (p->shown[SHARP_THR])
+        sharp_threshold_label(s, both, legend_add(&p->key, COL_TARGET, 2, 1.5), LABEL_MAX);
+    return TP_OK;
+}
+
+static void draw_sharpness(void *ud)
+{
+    const sharp_plot *p = ud;
+
+    pladv(0);
+    plvpor(0.10, 0.97, 0.11, 0.88); /* room above for PLplot's "(x10^k)" of large values */
+    plwind(0.0, p->xmax, p->ymin, p->ymax);
+    plwidth(1.0);
+    plcol0(COL_GRID);
+    plbox("g", 0, 0, p->logy ? "gl" : "g", 0, 0);
+    plcol0(COL_FG);
+    plbox("bcnst", 0, 0, p->logy ? "bcnstvl" : "bcnstv", 0, 0);
+    pllab("step", p->ylabel, p->title);
+    if (p->note[0] != '\0') { /* small, between the title and the box, on the right */
+        plschr(0.0, 0.8);
+        plmtex("t", 0.6, 1.0, 1.0, p->note);
+        plschr(0.0, 1.0);
+    }
+
+    /* The threshold under the measured series, the one it bounds on top. */
+    plcol0(COL_TARGET);
+    pllsty(2);
+    plwidth(1.5);
+    plot_series(p->n, p->x, p->y[SHARP_THR]);
+    pllsty(1);
+    plcol0(series_color(3));
+    plot_series(p->n, p->x, p->y[SHARP_PLAIN]);
+    plcol0(series_color(0));
+    plwidth(2.0);
+    plot_series(p->n, p->x, p->y[SHARP_PRE]);
+    plwidth(1.0);
+
+    /* Top right on a linear axis: above the threshold (the window ends at 1.5x it) or above the
+     * values (room was left); bottom right on a log axis, where sharpness rising to its
+     * threshold leaves the lower right empty and the window's top is only 0.18 decades above
+     * the threshold. */
+    legend_draw(&p->key, p->logy ? PL_POSITION_BOTTOM : PL_POSITION_TOP);
+}
+
+static int sharp_trial_title(const tp_trial_summary *t, void *ud)
+{
+    sharp_title(ud, LABEL_MAX * 2, t->id, t->workload, t->variant, t->optimizer);
+    return 0;
+}
+
+int tp_report_sharpness(tp_results *db, int64_t trial_id, const char *svg_path,
+                        const char *png_path, char *err, size_t errlen)
+{
+    sharp_rows s = {0};
+    sharp_plot p = {0};
+    rbuf svg = {0}, png = {0};
+    char title[LABEL_MAX * 2] = "";
+    int rc;
+
+    if (db == NULL || (svg_path == NULL && png_path == NULL)) {
+        tp__errf(err, errlen,
+                 "tp_report_sharpness: a results database and an svg or png path are required");
+        return TP_EINVAL;
+    }
+    if ((rc = tp_results_foreach_trial(db, &trial_id, 1, sharp_trial_title, title, err, errlen)) !=
+        TP_OK)
+        return rc;
+    if ((rc = sharp_load(db, trial_id, &s, err, errlen)) != TP_OK)
+        goto error;
+    if (s.n == 0) {
+        tp__errf(err, errlen,
+                 "%s: trial %lld has no sharpness measurements: run it with --sharpness-every K "
+                 "(or with `trainperf sharpness`) to record them",
+                 tp_results_path(db), (long long)trial_id);
+        rc = TP_ENOENT;
+        goto error;
+    }
+    if ((rc = sharp_build(&s, title, &p, err, errlen)) != TP_OK)
+        goto error;
+    if (p.values == 0) {
+        tp__errf(err, errlen,
+                 "%s: trial %lld has %zu sharpness measurement%s but no measured value (all NaN)",
+                 tp_results_path(db), (long long)trial_id, s.n, s.n == 1 ? "" : "s");
+        rc = TP_ENOENT;
+        goto error;
+    }
+    /* Both drawn before either is written: a missing driver leaves no file behind. */
+    if (svg_path != NULL &&
+        (rc = render_svg(SHARP_W, SHARP_H, draw_sharpness, &p, &svg, err, errlen)) != TP_OK)
+        goto error;
+    if (png_path != NULL && (rc = plot_render("pngcairo", SHARP_W, SHARP_H, draw_sharpness, &p,
+                                              &png, err, errlen)) != TP_OK)
+        goto error;
+    if (svg_path != NULL && (rc = write_file(svg_path, svg.p, svg.len, err, errlen)) != TP_OK)
+        goto error;
+    if (png_path != NULL && (rc = write_file(png_path, png.p, png.len, err, errlen)) != TP_OK)
+        goto error;
+error:
+    sharp_free(&p);
+    free(s.r);
+    free(svg.p);
+    free(png.p);
+    return rc;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -1390,6 +1748,151 @@ error:
     return rc;
 }
 
+/* The summary line under a trial's sharpness plot: the Edge of Stability pass rule of
+ * tp_sharpness_summarize (the measured value the threshold bounds over the threshold, median
+ * from the first measurement at >= 0.95x on) and what a measurement costs. */
+static int html_sharp_summary(rbuf *b, const sharp_rows *s, char *err, size_t errlen)
+{
+    size_t n = s->n;
+    double *buf = malloc((n > 0 ? n : 1) * 3 * sizeof *buf);
+    uint64_t *step = malloc((n > 0 ? n : 1) * sizeof *step);
+    uint32_t *iters = malloc((n > 0 ? n : 1) * sizeof *iters);
+    if (buf == NULL || step == NULL || iters == NULL) {
+        free(buf);
+        free(step);
+        free(iters);
+        tp__errf(err, errlen, "cannot summarize the sharpness: out of memory");
+        return TP_ENOMEM;
+    }
+    double *value = buf, *threshold = buf + n, *seconds = buf + 2 * n;
+    for (size_t i = 0; i < n; i++) {
+        const tp_sharpness_row *r = &s->r[i];
+        value[i] = r->threshold_kind == 2   ? r->precond_sharpness
+                   : r->threshold_kind == 1 ? r->sharpness
+                                            : NAN;
+        threshold[i] = r->threshold;
+        seconds[i] = r->seconds;
+        step[i] = r->step;
+        iters[i] = r->iters;
+    }
+    tp_sharpness_summary sum;
+    tp_sharpness_summarize(value, threshold, step, seconds, iters, n, &sum);
+    const char *what = sharp_kind(s) == 2 ? "preconditioned sharpness" : "sharpness";
+    char sec[64];
+
+    rb_printf(b, "<p class=\"sharp\">%zu measurement%s", n, n == 1 ? "" : "s");
+    if (n > 0)
+        rb_printf(b, " (steps %llu&#x2013;%llu)", (unsigned long long)step[0],
+                  (unsigned long long)step[n - 1]);
+    if (sum.measurements == 0)
+        rb_puts(b, "; no stability threshold known for this optimizer");
+    else if (sum.first_reach < 0)
+        rb_printf(b, "; %s never reached 0.95&#xD7; its threshold", what);
+    else
+        rb_printf(b,
+                  "; %s reached 0.95&#xD7; its threshold at step %llu, then median "
+                  "<strong>%.3f&#xD7;</strong> (range %.3f&#x2013;%.3f&#xD7; over %u "
+                  "measurement%s)",
+                  what, (unsigned long long)sum.reach_step, sum.median_ratio, sum.min_ratio,
+                  sum.max_ratio, sum.after, sum.after == 1 ? "" : "s");
+    fmt_seconds(sec, sizeof sec, sum.median_seconds);
+    rb_puts(b, ". One measurement: median ");
+    rb_html(b, sec);
+    if (isfinite(sum.median_iters))
+        rb_printf(b, ", %.0f Hessian-vector products", sum.median_iters);
+    rb_puts(b, ".</p>\n");
+    free(buf);
+    free(step);
+    free(iters);
+    return TP_OK;
+}
+
+/* "Training dynamics": only when some trial measured its sharpness; the first SHARP_HTML_MAX
+ * such trials (by id) get a plot and a summary line. */
+static int html_dynamics(rbuf *b, tp_results *db, const rdata *d, char *err, size_t errlen)
+{
+    int rc = TP_OK;
+    sharp_rows s = {0};
+    sharp_plot p = {0};
+    rbuf sec = {0}, svg = {0};
+    size_t with = 0, shown = 0;
+
+    for (size_t i = 0; i < d->n; i++) {
+        const rtrial *t = &d->t[i];
+        if ((rc = sharp_load(db, t->id, &s, err, errlen)) != TP_OK)
+            goto error;
+        if (s.n == 0)
+            continue;
+        with++;
+        if (shown == SHARP_HTML_MAX)
+            continue;
+        shown++;
+
+        rb_printf(&sec, "<h3>Trial %lld: ", (long long)t->id);
+        rb_html(&sec, t->workload);
+        if (t->variant[0] != '\0') {
+            rb_puts(&sec, " <small>variant ");
+            rb_html(&sec, t->variant);
+            rb_puts(&sec, "</small>");
+        }
+        rb_puts(&sec, ", ");
+        rb_html(&sec, t->optimizer);
+        if (strcmp(t->submission, t->optimizer) != 0) {
+            rb_puts(&sec, " <small>(");
+            rb_html(&sec, t->submission);
+            rb_puts(&sec, ")</small>");
+        }
+        rb_puts(&sec, "</h3>\n");
+
+        char title[LABEL_MAX * 2];
+        sharp_title(title, sizeof title, t->id, t->workload, t->variant, t->optimizer);
+        if ((rc = sharp_build(&s, title, &p, err, errlen)) != TP_OK)
+            goto error;
+        if (p.values == 0) {
+            rb_puts(&sec, "<p class=\"note\">No measured values (all NaN).</p>\n");
+        } else {
+            svg.len = 0;
+            if ((rc = render_svg(SHARP_W, SHARP_H, draw_sharpness, &p, &svg, err, errlen)) != TP_OK)
+                goto error;
+            char label[64];
+            snprintf(label, sizeof label, "sharpness of trial %lld", (long long)t->id);
+            if ((rc = svg_inline(&sec, svg.p, svg.len, label, err, errlen)) != TP_OK)
+                goto error;
+            rb_puts(&sec, "\n");
+        }
+        sharp_free(&p);
+        if ((rc = html_sharp_summary(&sec, &s, err, errlen)) != TP_OK)
+            goto error;
+    }
+    if (with > 0) { /* else no section at all */
+        rb_puts(b,
+                "<h2 id=\"dynamics\">Training dynamics</h2>\n<p>Sharpness: the largest "
+                "eigenvalue of the Hessian H of the training loss over a fixed set of training "
+                "examples; preconditioned sharpness: that of P<sup>-1</sup>H for an optimizer "
+                "with preconditioner P. An optimizer is stable while what its threshold bounds "
+                "(sharpness for gradient descent and momentum, preconditioned sharpness for Adam "
+                "and RMSProp) stays below the threshold, 2/&#x3B7; for gradient descent and "
+                "38/&#x3B7; for Adam at &#x3B2;<sub>1</sub> = 0.9; at the Edge of Stability it "
+                "rises to the threshold and hovers there. Each summary gives the median of "
+                "value / threshold from the first measurement at 0.95&#xD7; the threshold on."
+                "</p>\n");
+        if (with > shown)
+            rb_printf(b,
+                      "<p class=\"note\">Showing the first %zu of the %zu trials with sharpness "
+                      "measurements (by trial id).</p>\n",
+                      shown, with);
+        rb_put(b, sec.p != NULL ? sec.p : "", sec.len);
+        if (sec.oom)
+            b->oom = 1;
+    }
+error:
+    sharp_free(&p);
+    free(s.r);
+    free(sec.p);
+    free(svg.p);
+    return rc;
+}
+
 static void html_trials(rbuf *b, const rdata *d)
 {
     char buf[64];
@@ -1479,6 +1982,8 @@ int tp_report_html(tp_results *db, const tp_score_table *score, const char *out_
                     "workload of a study).</p>\n");
     }
     if ((rc = html_curves(&b, &d, err, errlen)) != TP_OK)
+        goto error;
+    if ((rc = html_dynamics(&b, db, &d, err, errlen)) != TP_OK)
         goto error;
     html_trials(&b, &d);
     rb_puts(&b, "</body>\n</html>\n");

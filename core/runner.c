@@ -176,6 +176,7 @@ static void kill_worker(run *r, int sig)
 
 static void on_grace(uv_timer_t *t);
 static void on_silence(uv_timer_t *t);
+static void on_watchdog(uv_timer_t *t);
 
 /* Stop the worker for `why`: SIGTERM to its group, SIGKILL after the grace period. The first
  * reason is the one the trial records. */
@@ -353,6 +354,12 @@ static int on_event(const tp_event *ev, void *ud)
             return TP_EDB;
         }
         r->last_step = m->step;
+        /* Measurements are outside the budget, so they extend the wall-clock limit by their
+         * own time (a worker that lies here still meets the silence limit). */
+        if (uv_is_active((uv_handle_t *)&r->watchdog)) {
+            uint64_t due = uv_timer_get_due_in(&r->watchdog);
+            uv_timer_start(&r->watchdog, on_watchdog, due + to_ms(m->seconds), 0);
+        }
         if (r->req->progress == TP_PROGRESS_PLAIN) {
             /* The measured value the threshold bounds, and their ratio. */
             double v = m->threshold_kind == 2 ? m->precond_sharpness : m->sharpness;

@@ -192,3 +192,59 @@ double tp_sharpness_threshold(const char *opt, double lr, double beta1, double w
     }
     return NAN;
 }
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of v[0..n) (sorted in place); NAN for n == 0. */
+static double median(double *v, size_t n)
+{
+    if (n == 0)
+        return NAN;
+    qsort(v, n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+void tp_sharpness_summarize(const double *values, const double *thresholds, const uint64_t *steps,
+                            const double *seconds, const uint32_t *iters, size_t n,
+                            tp_sharpness_summary *out)
+{
+    memset(out, 0, sizeof *out);
+    out->first_reach = -1;
+    out->median_ratio = out->min_ratio = out->max_ratio = NAN;
+    double *tmp = malloc(sizeof *tmp * (n ? n : 1));
+    if (!tmp) {
+        out->median_seconds = out->median_iters = NAN;
+        return;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        double r = values[i] / thresholds[i];
+        if (isnan(r) || !(thresholds[i] > 0))
+            continue;
+        out->measurements++;
+        /* A value far above the threshold is a transient (the catapult of a too-large step,
+         * or Adam's first updates while v is tiny), not the value settling at it. */
+        if (out->first_reach < 0 && r >= 0.95 && r <= 1.5) {
+            out->first_reach = (int64_t)i;
+            out->reach_step = steps[i];
+        }
+        if (out->first_reach >= 0) {
+            tmp[m++] = r;
+            out->min_ratio = isnan(out->min_ratio) ? r : fmin(out->min_ratio, r);
+            out->max_ratio = isnan(out->max_ratio) ? r : fmax(out->max_ratio, r);
+        }
+    }
+    out->after = (uint32_t)m;
+    out->median_ratio = median(tmp, m);
+    for (size_t i = 0; i < n; i++)
+        tmp[i] = seconds[i];
+    out->median_seconds = median(tmp, n);
+    for (size_t i = 0; i < n; i++)
+        tmp[i] = iters[i];
+    out->median_iters = median(tmp, n);
+    free(tmp);
+}

@@ -65,4 +65,25 @@ int tp_sharpness_measure(tp_sharpness *s, const float *params, tp_sharpness_prec
 double tp_sharpness_threshold(const char *optimizer, double lr, double beta1, double wd,
                               int *preconditioned);
 
+/* A measured series against its threshold, by the Edge of Stability pass rule: the value
+ * the threshold bounds (preconditioned sharpness when kind is 2, else plain sharpness) over
+ * the threshold, from the first measurement within 0.95-1.5x onward (above 1.5x is an early
+ * transient: a catapult, or an adaptive method's first steps). */
+typedef struct tp_sharpness_summary {
+    uint32_t measurements; /* with a value and a threshold */
+    int64_t first_reach;   /* index into the series of the first ratio >= 0.95; -1 never */
+    uint64_t reach_step;   /* its step */
+    uint32_t after;        /* measurements from first_reach on */
+    double median_ratio;   /* over those; NAN when none */
+    double min_ratio, max_ratio;
+    double median_seconds; /* of a measurement, over the whole series */
+    double median_iters;
+} tp_sharpness_summary;
+
+/* values[i], thresholds[i], seconds[i], iters[i] for n measurements in step order (NaN where a
+ * value or threshold is missing: such points are skipped). */
+void tp_sharpness_summarize(const double *values, const double *thresholds, const uint64_t *steps,
+                            const double *seconds, const uint32_t *iters, size_t n,
+                            tp_sharpness_summary *out);
+
 #endif /* TP_SHARPNESS_H */

@@ -28,3 +28,9 @@ tp_add_test(test_baselines_train SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration
 target_link_libraries(test_baselines_train PRIVATE PkgConfig::SQLITE)
 add_dependencies(test_baselines_train trainperf trainperf-worker sgd adamw momentum nadamw lamb
   adafactor sam shampoo schedule_free_adamw schedules next_batch online_batch_selection)
+
+# The fast Edge of Stability reproduction: `trainperf sharpness` with sgd and adamw.
+tp_add_test(test_edge_of_stability
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_edge_of_stability.c
+  LABEL integration TIMEOUT 300)
+add_dependencies(test_edge_of_stability trainperf trainperf-worker sgd adamw next_batch)

@@ -4,7 +4,9 @@
  * byte-identical SVG (PLplot's global state is restored), errors instead of crashes for bad
  * arguments and unwritable paths, the HTML report (score tables, inline SVGs without prolog,
  * escaped names and failure messages, no http(s) references, trials table) with and without a
- * score table and for an empty database, the terminal score table, and, in child processes
+ * score table and for an empty database, the terminal score table, the sharpness plot of a
+ * trial (legend, NaN where nothing was measured, errors for trials without measurements) and
+ * the report's Training dynamics section (only when measured, capped), and, in child processes
  * with PLPLOT_DRV_DIR pointing at broken driver directories, TP_ENOTSUP with a clear message
  * instead of PLplot's prompt on stdin or its exit().
  *
@@ -255,6 +257,17 @@ static void check_png(const char *path)
     free(png);
 }
 
+/* A NaN or infinity written as a coordinate ("nan", "-nan", "inf" after a digit, a comma, a
+ * space or a quote). */
+static int has_nonfinite(const char *svg)
+{
+    for (const char *p = svg; *p != '\0'; p++)
+        if ((strncmp(p, "nan", 3) == 0 || strncmp(p, "inf", 3) == 0) && p > svg &&
+            strchr("0123456789-., \"", p[-1]) != NULL)
+            return 1;
+    return 0;
+}
+
 /* Well-formed enough: one <svg> root, balanced angle brackets (text is escaped), polylines,
  * and xmllint agrees when it is installed. */
 static char *check_svg(const char *path)
@@ -411,6 +424,7 @@ static void test_html_full(void **state)
     assert_non_null(strstr(html, "TP_ETIMEOUT: no eval before the time limit"));
     assert_non_null(strstr(html, "<tr class=\"failed\">"));
     assert_non_null(strstr(html, "5 trials: 3 reached, 0 budget, 0 complete, 2 failed"));
+    assert_null(strstr(html, "Training dynamics")); /* no trial measured its sharpness */
     free(html);
     tp_results_close(db);
 }
@@ -426,6 +440,7 @@ static void test_html_no_score(void **state)
     char *html = read_all(out, NULL);
     check_html_common(html);
     assert_non_null(strstr(html, "Nothing to score"));
+    assert_null(strstr(html, "Training dynamics"));
     assert_int_equal(count(html, "<svg"), 2); /* curves only */
     assert_null(strstr(html, "performance profiles\""));
     assert_int_equal(count(html, "<table"), 1);
@@ -449,6 +464,7 @@ static void test_html_empty_db(void **state)
     char *html = read_all(out, NULL);
     check_html_common(html);
     assert_non_null(strstr(html, "No trials in this database."));
+    assert_null(strstr(html, "Training dynamics"));
     assert_non_null(strstr(html, "0 trials"));
     assert_int_equal(count(html, "<svg"), 0);
     free(html);
@@ -467,6 +483,285 @@ static void test_html_errors(void **state)
     assert_int_equal(tp_report_html(NULL, &t, path_in(f, "x.html"), err, sizeof err), TP_EINVAL);
     assert_int_equal(tp_report_html(db, &t, NULL, err, sizeof err), TP_EINVAL);
     assert_false(exists(path_in(f, "x.html")));
+    tp_results_close(db);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Sharpness plots */
+
+/* A trial with sharpness measurements and no evals; returns its id. */
+static int64_t add_sharp_trial(tp_results *db, const char *workload, const char *optimizer,
+                               const tp_sharpness_row *rows, size_t n)
+{
+    tp_trial_meta m = {
+        .workload = workload,
+        .optimizer = optimizer,
+        .schedule = "constant",
+        .selection = "uniform",
+        .hparams_json = "{}",
+        .budget = 100.0,
+        .clock = "wall",
+        .metric = "accuracy",
+        .maximize = 1,
+        .validation_target = 0.885,
+        .test_target = 0.875,
+    };
+    int64_t id;
+    if (tp_results_begin_trial(db, &m, &id, err, sizeof err) != 0)
+        fail_msg("begin_trial: %s", err);
+    for (size_t i = 0; i < n; i++)
+        if (tp_results_add_sharpness(db, id, &rows[i], err, sizeof err) != 0)
+            fail_msg("add_sharpness: %s", err);
+    tp_trial_end end = {.status = TP_TRIAL_BUDGET,
+                        .message = "",
+                        .steps = n > 0 ? rows[n - 1].step : 0,
+                        .time_to_target = INFINITY,
+                        .best_validation_metric = NAN};
+    if (tp_results_end_trial(db, id, &end, err, sizeof err) != 0)
+        fail_msg("end_trial: %s", err);
+    return id;
+}
+
+/* Adam at lr 1e-3 (threshold 38/lr = 38000 on preconditioned sharpness), as the worker records
+ * it: at step 0 no preconditioner and no learning rate yet (NaN), a huge preconditioned value
+ * after the first update, one failed measurement (NaN) on the way; plain sharpness throughout,
+ * 2-3 decades below (near 0 on the linear axis). Then it hovers at the threshold. */
+static int64_t add_adam_trial(tp_results *db)
+{
+    const uint64_t step[] = {0, 1, 5, 10, 20, 30, 40, 50, 60, 70};
+    const double pre[] = {NAN, 2e6, 8000, 20000, NAN, 36500, 40000, 38500, 37800, 38200};
+    const double plain[] = {50, 52, 55, 60, 65, 70, 80, 85, 90, 95};
+    tp_sharpness_row rows[10];
+    for (size_t i = 0; i < 10; i++)
+        rows[i] = (tp_sharpness_row){.step = step[i],
+                                     .loss = 1.0,
+                                     .sharpness = plain[i],
+                                     .precond_sharpness = pre[i],
+                                     .threshold = i == 0 ? NAN : 38.0 / 1e-3,
+                                     .threshold_kind = i == 0 ? 0 : 2,
+                                     .lr = i == 0 ? NAN : 1e-3,
+                                     .iters = 30,
+                                     .grads = 62,
+                                     .seconds = 1.5};
+    return add_sharp_trial(db, "fmnist_mlp", "adamw", rows, 10);
+}
+
+/* Gradient descent at lr 0.05 (threshold 2/lr = 40 on sharpness): from 0.1 at initialization
+ * (more than two decades below: a log axis) it reaches 0.95x at step 30, then ratios 0.975
+ * 1.025 1.0 0.95 1.05 1.0 1.0 (median 1.000, range 0.950-1.050 over 7). */
+static int64_t add_gd_trial(tp_results *db)
+{
+    const double v[] = {0.1, 20, 30, 39, 41, 40, 38, 42, 40, 40};
+    tp_sharpness_row rows[10];
+    for (size_t i = 0; i < 10; i++)
+        rows[i] = (tp_sharpness_row){.step = 10 * i,
+                                     .loss = 1.0,
+                                     .sharpness = v[i],
+                                     .precond_sharpness = NAN,
+                                     .threshold = i == 0 ? NAN : 2.0 / 0.05,
+                                     .threshold_kind = i == 0 ? 0 : 1,
+                                     .lr = i == 0 ? NAN : 0.05,
+                                     .iters = 20,
+                                     .grads = 42,
+                                     .seconds = 0.5};
+    return add_sharp_trial(db, "fmnist_mlp", "sgd", rows, 10);
+}
+
+static void test_sharpness_files(void **state)
+{
+    fixture *f = *state;
+    tp_results *db = NULL;
+    if (tp_results_open(path_in(f, "results"), &db, err, sizeof err) != 0)
+        fail_msg("open: %s", err);
+    int64_t adam = add_adam_trial(db), gd = add_gd_trial(db);
+
+    /* Adam: both series, the threshold, the cut-off first value, a linear axis. */
+    const char *svg_path = path_in(f, "adam.svg"), *png_path = path_in(f, "adam.png");
+    if (tp_report_sharpness(db, adam, svg_path, png_path, err, sizeof err) != 0)
+        fail_msg("tp_report_sharpness: %s", err);
+    check_png(png_path);
+    char *svg = check_svg(svg_path);
+    assert_non_null(strstr(svg, "Sharpness of trial 1: fmnist_mlp, adamw"));
+    assert_non_null(strstr(svg, ">preconditioned sharpness<"));
+    assert_non_null(strstr(svg, ">sharpness<"));
+    assert_non_null(strstr(svg, ">threshold 38/η (preconditioned)<"));
+    assert_non_null(strstr(svg, ">step<"));
+    assert_non_null(strstr(svg, "not shown: 1 value above 1.5× the largest threshold"));
+    assert_false(has_nonfinite(svg));
+    free(svg);
+
+    /* Gradient descent: plain sharpness and its threshold only, a log axis. */
+    svg_path = path_in(f, "gd.svg");
+    png_path = path_in(f, "gd.png");
+    if (tp_report_sharpness(db, gd, svg_path, png_path, err, sizeof err) != 0)
+        fail_msg("tp_report_sharpness: %s", err);
+    check_png(png_path);
+    svg = check_svg(svg_path);
+    assert_non_null(strstr(svg, "Sharpness of trial 2: fmnist_mlp, sgd"));
+    assert_non_null(strstr(svg, ">sharpness<"));
+    assert_non_null(strstr(svg, ">threshold 2/η<"));
+    assert_null(strstr(svg, "preconditioned"));
+    assert_null(strstr(svg, "not shown"));
+    free(svg);
+
+    /* Either file alone. */
+    assert_int_equal(tp_report_sharpness(db, gd, path_in(f, "only.svg"), NULL, err, sizeof err), 0);
+    assert_int_equal(tp_report_sharpness(db, gd, NULL, path_in(f, "only.png"), err, sizeof err), 0);
+    free(check_svg(path_in(f, "only.svg")));
+    check_png(path_in(f, "only.png"));
+    tp_results_close(db);
+}
+
+/* NaN where nothing was measured: no threshold known (an optimizer without one), a
+ * preconditioned value only from the second measurement on, a measurement that failed. */
+static void test_sharpness_nan(void **state)
+{
+    fixture *f = *state;
+    tp_results *db = NULL;
+    if (tp_results_open(path_in(f, "results"), &db, err, sizeof err) != 0)
+        fail_msg("open: %s", err);
+    tp_sharpness_row rows[5];
+    const double pre[] = {NAN, 300, NAN, 280, 290}, plain[] = {3, 4, NAN, 5, 6};
+    for (size_t i = 0; i < 5; i++)
+        rows[i] = (tp_sharpness_row){.step = 7 * i,
+                                     .loss = NAN,
+                                     .sharpness = plain[i],
+                                     .precond_sharpness = pre[i],
+                                     .threshold = NAN,
+                                     .lr = NAN,
+                                     .iters = 10,
+                                     .seconds = 0.1};
+    int64_t id = add_sharp_trial(db, "mnist_cnn", "lamb", rows, 5);
+    const char *svg_path = path_in(f, "nan.svg"), *png_path = path_in(f, "nan.png");
+    if (tp_report_sharpness(db, id, svg_path, png_path, err, sizeof err) != 0)
+        fail_msg("tp_report_sharpness: %s", err);
+    check_png(png_path);
+    char *svg = check_svg(svg_path);
+    assert_non_null(strstr(svg, ">preconditioned sharpness<"));
+    assert_non_null(strstr(svg, ">sharpness<"));
+    assert_null(strstr(svg, "threshold"));
+    assert_false(has_nonfinite(svg));
+    free(svg);
+
+    /* A single measurement with a value. */
+    tp_sharpness_row one = {.step = 0,
+                            .sharpness = 12.0,
+                            .precond_sharpness = NAN,
+                            .threshold = NAN,
+                            .lr = NAN,
+                            .loss = 1.0};
+    id = add_sharp_trial(db, "mnist_cnn", "sgd", &one, 1);
+    assert_int_equal(tp_report_sharpness(db, id, path_in(f, "one.svg"), NULL, err, sizeof err), 0);
+    svg = read_all(path_in(f, "one.svg"), NULL);
+    assert_non_null(strstr(svg, ">sharpness<"));
+    free(svg);
+
+    /* Rows without any measured value: nothing to draw, and no file. */
+    tp_sharpness_row none = {.step = 0,
+                             .loss = NAN,
+                             .sharpness = NAN,
+                             .precond_sharpness = NAN,
+                             .threshold = 40.0,
+                             .threshold_kind = 1,
+                             .lr = 0.05};
+    id = add_sharp_trial(db, "mnist_cnn", "sgd", &none, 1);
+    assert_int_equal(tp_report_sharpness(db, id, path_in(f, "none.svg"), NULL, err, sizeof err),
+                     TP_ENOENT);
+    assert_non_null(strstr(err, "no measured value"));
+    assert_false(exists(path_in(f, "none.svg")));
+    tp_results_close(db);
+}
+
+static void test_sharpness_errors(void **state)
+{
+    fixture *f = *state;
+    tp_results *db = make_db(f); /* trials without measurements */
+    int64_t gd = add_gd_trial(db);
+    const char *svg_path = path_in(f, "s.svg");
+
+    assert_int_equal(tp_report_sharpness(db, 1, svg_path, NULL, err, sizeof err), TP_ENOENT);
+    assert_non_null(strstr(err, "trial 1 has no sharpness measurements"));
+    assert_non_null(strstr(err, "--sharpness-every"));
+    assert_false(exists(svg_path));
+    assert_int_equal(tp_report_sharpness(db, 999, svg_path, NULL, err, sizeof err), TP_ENOENT);
+    assert_non_null(strstr(err, "no trial 999"));
+    assert_int_equal(tp_report_sharpness(db, gd, NULL, NULL, err, sizeof err), TP_EINVAL);
+    assert_int_equal(tp_report_sharpness(NULL, gd, svg_path, NULL, err, sizeof err), TP_EINVAL);
+    const char *bad = "/nonexistent_tp_dir/sub/sharpness.png";
+    assert_int_equal(tp_report_sharpness(db, gd, NULL, bad, err, sizeof err), TP_EIO);
+    assert_non_null(strstr(err, bad));
+    assert_false(exists(svg_path));
+    tp_results_close(db);
+}
+
+static void test_html_dynamics(void **state)
+{
+    fixture *f = *state;
+    tp_results *db = make_db(f); /* trials 1-5 without measurements */
+    int64_t adam = add_adam_trial(db), gd = add_gd_trial(db);
+    add_sharp_trial(db, "fmnist_mlp", "momentum", NULL, 0);
+    assert_int_equal(adam, 6);
+    assert_int_equal(gd, 7);
+    const char *out = path_in(f, "dynamics.html");
+
+    if (tp_report_html(db, NULL, out, err, sizeof err) != 0)
+        fail_msg("tp_report_html: %s", err);
+    char *html = read_all(out, NULL);
+    check_html_common(html);
+    assert_int_equal(count(html, "Training dynamics</h2>"), 1);
+    assert_int_equal(count(html, "<svg"), 4); /* two workloads' curves, two sharpness plots */
+    assert_non_null(strstr(html, "<h3>Trial 6: fmnist_mlp, adamw</h3>"));
+    assert_non_null(strstr(html, "<h3>Trial 7: fmnist_mlp, sgd</h3>"));
+    assert_null(strstr(html, "<h3>Trial 8:"));
+    assert_non_null(strstr(html, "aria-label=\"sharpness of trial 6\""));
+    assert_non_null(strstr(html, "threshold 38/η (preconditioned)"));
+    /* The 2e6 right after the first update is a transient above 1.5x, not the reach. */
+    assert_non_null(strstr(html, "10 measurements (steps 0&#x2013;70); preconditioned sharpness "
+                                 "reached 0.95&#xD7; its threshold at step 30, then median "
+                                 "<strong>1.005&#xD7;</strong> (range 0.961&#x2013;1.053&#xD7; "
+                                 "over 5 measurements)"));
+    assert_non_null(strstr(html, "10 measurements (steps 0&#x2013;90); sharpness reached "
+                                 "0.95&#xD7; its threshold at step 30, then median "
+                                 "<strong>1.000&#xD7;</strong> (range 0.950&#x2013;1.050&#xD7; "
+                                 "over 7 measurements). One measurement: median 0.50 s, 20 "
+                                 "Hessian-vector products."));
+    assert_null(strstr(html, "Showing the first"));
+    /* In the page's order: curves, training dynamics, trials. */
+    assert_true(strstr(html, "id=\"curves\"") < strstr(html, "id=\"dynamics\""));
+    assert_true(strstr(html, "id=\"dynamics\"") < strstr(html, "id=\"trials\""));
+    free(html);
+    tp_results_close(db);
+}
+
+/* More trials with measurements than the report shows: the first 24, and a note. */
+static void test_html_dynamics_capped(void **state)
+{
+    fixture *f = *state;
+    tp_results *db = NULL;
+    if (tp_results_open(path_in(f, "results"), &db, err, sizeof err) != 0)
+        fail_msg("open: %s", err);
+    tp_sharpness_row rows[2] = {
+        {.step = 0, .sharpness = 10, .precond_sharpness = NAN, .threshold = NAN, .lr = NAN},
+        {.step = 10,
+         .sharpness = 20,
+         .precond_sharpness = NAN,
+         .threshold = 40,
+         .threshold_kind = 1,
+         .lr = 0.05}};
+    for (int i = 0; i < 26; i++)
+        add_sharp_trial(db, "fmnist_mlp", "sgd", rows, 2);
+    const char *out = path_in(f, "capped.html");
+    if (tp_report_html(db, NULL, out, err, sizeof err) != 0)
+        fail_msg("tp_report_html: %s", err);
+    char *html = read_all(out, NULL);
+    check_html_common(html);
+    assert_non_null(strstr(html, "Showing the first 24 of the 26 trials with sharpness "
+                                 "measurements"));
+    assert_int_equal(count(html, "aria-label=\"sharpness of trial "), 24);
+    assert_non_null(strstr(html, "aria-label=\"sharpness of trial 24\""));
+    assert_null(strstr(html, "aria-label=\"sharpness of trial 25\""));
+    assert_non_null(strstr(html, "sharpness never reached 0.95&#xD7; its threshold"));
+    free(html);
     tp_results_close(db);
 }
 
@@ -575,6 +870,11 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_html_no_score, setup, teardown),
         cmocka_unit_test_setup_teardown(test_html_empty_db, setup, teardown),
         cmocka_unit_test_setup_teardown(test_html_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sharpness_files, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sharpness_nan, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_sharpness_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_html_dynamics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_html_dynamics_capped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_missing_drivers, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -182,6 +182,41 @@ static void test_thresholds(void **unused)
     assert_true(isnan(tp_sharpness_threshold("sgd", 0.0, 0.0, 0.0, &pre)));
 }
 
+static void test_summary(void **unused)
+{
+    (void)unused;
+    /* Rising to the threshold (100) at index 3, then hovering; a NaN point is skipped. */
+    const double v[] = {10, 50, 90, 96, 104, NAN, 99, 101, 120, 98};
+    const double t[] = {100, 100, 100, 100, 100, 100, 100, 100, 100, 100};
+    const uint64_t steps[] = {0, 10, 20, 30, 40, 50, 60, 70, 80, 90};
+    const double sec[] = {1, 1, 2, 2, 2, 2, 3, 3, 3, 3};
+    const uint32_t it[] = {20, 5, 5, 5, 6, 6, 6, 7, 7, 7};
+    tp_sharpness_summary s;
+    tp_sharpness_summarize(v, t, steps, sec, it, 10, &s);
+    assert_int_equal(s.measurements, 9);
+    assert_int_equal(s.first_reach, 3);
+    assert_int_equal(s.reach_step, 30);
+    assert_int_equal(s.after, 6);
+    assert_float_equal(s.median_ratio, 1.00, 1e-12); /* 0.96 0.98 0.99 1.01 1.04 1.20 */
+    assert_float_equal(s.min_ratio, 0.96, 1e-12);
+    assert_float_equal(s.max_ratio, 1.20, 1e-12);
+    assert_float_equal(s.median_seconds, 2.0, 0);
+    assert_float_equal(s.median_iters, 6.0, 0);
+
+    /* An early transient far above (a catapult) is not the reach. */
+    const double spike[] = {300, 50, 97, 100};
+    tp_sharpness_summarize(spike, t, steps, sec, it, 4, &s);
+    assert_int_equal(s.first_reach, 2);
+    assert_int_equal(s.after, 2);
+
+    /* Never reaching 0.95x: no ratio statistics. */
+    const double low[] = {10, 20};
+    tp_sharpness_summarize(low, t, steps, sec, it, 2, &s);
+    assert_int_equal(s.first_reach, -1);
+    assert_int_equal(s.after, 0);
+    assert_true(isnan(s.median_ratio));
+}
+
 static void test_bad_options(void **unused)
 {
     (void)unused;
@@ -200,6 +235,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_measure),
         cmocka_unit_test(test_thresholds),
+        cmocka_unit_test(test_summary),
         cmocka_unit_test(test_bad_options),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
