@@ -1188,9 +1188,10 @@ const char *tp_ruleset_name(tp_ruleset r)
 }
 
 static const char *const sweep_keys[] = {
-    "ruleset", "workloads",    "studies",      "trials",      "study_points",
-    "heldout", "heldout_seed", "budget_scale", "clock",       "jobs",
-    "results", "seed",         "set",          "submissions", NULL};
+    "ruleset",      "workloads",    "studies",     "trials", "study_points", "heldout",
+    "heldout_seed", "budget_scale", "clock",       "jobs",   "results",      "seed",
+    "set",          "submissions",  "diagnostics", NULL};
+static const char *const diagnostics_keys[] = {"sharpness_every", "sharpness_examples", NULL};
 static const char *const submission_keys[] = {"name",         "optimizer", "schedule", "selection",
                                               "search_space", "hparams",   NULL};
 
@@ -1452,6 +1453,27 @@ int tp_config_load_sweep(const char *path, tp_sweep_config *out, char *err, size
         } else if (strcmp(name, "set") == 0) {
             rc = get_strings(&L, s, &out->overrides, &out->num_overrides,
                              "a list of \"key=value\" workload overrides");
+        } else if (strcmp(name, "diagnostics") == 0) {
+            if (!config_setting_is_group(s)) {
+                rc = fail_value(&L, s, "a group { sharpness_every = K; sharpness_examples = N; }");
+            } else {
+                for (int j = 0; rc == TP_OK && j < config_setting_length(s); j++) {
+                    const config_setting_t *d = config_setting_get_elem(s, (unsigned)j);
+                    const char *dn = config_setting_name(d);
+                    if (strcmp(dn, "sharpness_every") == 0) {
+                        if ((rc = get_int(&L, d, 0, UINT32_MAX, &v,
+                                          "a step count >= 0 (0: no measurements)")) == TP_OK)
+                            out->sharpness_every = (uint64_t)v;
+                    } else if (strcmp(dn, "sharpness_examples") == 0) {
+                        if ((rc = get_int(&L, d, 0, UINT32_MAX, &v,
+                                          "a number of training examples >= 0 (0: 1,000)")) ==
+                            TP_OK)
+                            out->sharpness_examples = (uint32_t)v;
+                    } else {
+                        rc = fail_unknown(&L, d, diagnostics_keys);
+                    }
+                }
+            }
         } else if (strcmp(name, "submissions") == 0) {
             if (!config_setting_is_list(s))
                 rc = fail_value(&L, s, "a list ( { name = ...; optimizer = ...; }, ... )");

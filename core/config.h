@@ -101,6 +101,8 @@ int tp_config_select_variant(tp_workload_config *c, const char *variant, char *e
  *     results = "results/my_sweep";  # relative to the current directory
  *     seed = 0;                      # trial seeds derive from it (same for every submission)
  *     set = [ "data.train_limit=5000" ];   # workload overrides for every trial (optional)
+ *     diagnostics = { sharpness_every = 100; sharpness_examples = 1000; };   # optional: the
+ *                                    # (preconditioned) sharpness of every trial, untimed
  *     submissions = (
  *       { name = "adamw"; optimizer = "adamw"; schedule = "warmup_cosine";
  *         selection = "next_batch";                      # optional (default next_batch)
@@ -149,6 +151,8 @@ typedef struct tp_sweep_config {
     uint64_t seed;
     char **overrides;
     size_t num_overrides;
+    uint64_t sharpness_every; /* 0: no sharpness measurements */
+    uint32_t sharpness_examples;
     tp_sweep_submission *submissions;
     size_t num_submissions;
 } tp_sweep_config;

@@ -304,8 +304,13 @@ static int plan_trials(sweep *S)
                     sp->hparams = *p->hparams ? p->hparams : NULL;
                     sp->seed = tp_mix64(c->seed ^ tp_mix64((uint64_t)k * 1000003u + (uint64_t)i));
                     sp->clock = (tp_clock_kind)c->clock;
+                    sp->sharpness_every = c->sharpness_every;
+                    sp->sharpness_examples = c->sharpness_examples;
                     q->wall_limit = S->env->wall_limit; /* 0: the runner's default */
-                    q->silence_limit = S->env->silence_limit;
+                    /* A measurement sends no event while it runs (see cli.c's run). */
+                    q->silence_limit = S->env->silence_limit > 0 ? S->env->silence_limit
+                                       : c->sharpness_every      ? 600
+                                                                 : 0;
                     q->eval_period = col->eval_period;
                     q->memory_limit = S->env->memory_limit;
                     q->progress = TP_PROGRESS_NONE;

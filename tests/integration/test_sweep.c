@@ -334,6 +334,7 @@ static void test_self_tuning(void **state)
           "  set = [\"data.train_limit=3000\", \"data.validation_limit=500\",\n"
           "         \"data.test_limit=500\", \"eval_period=0.2\",\n"
           "         \"targets.validation=0.6\", \"targets.test=0.55\"];\n"
+          "  diagnostics = { sharpness_every = 10; sharpness_examples = 200; };\n"
           "  submissions = ( { name = \"adamw_self\"; optimizer = \"adamw\";\n"
           "                    hparams = \"learning_rate=0.002\"; } );\n"
           "};\n",
@@ -377,6 +378,19 @@ static void test_self_tuning(void **state)
     assert_true(fabs(sqlite3_column_double(q, 0) - 30.0 * 0.04 * 1.5) < 1e-9);
     assert_string_equal((const char *)sqlite3_column_text(q, 1), "self");
     assert_int_equal(sqlite3_step(q), SQLITE_DONE);
+    sqlite3_finalize(q);
+    /* The opt-in diagnostics: every trial has sharpness measurements, from step 0, with
+     * AdamW's preconditioned value from the first update on (the trials reach their loose
+     * targets in ~40 steps, hence a measurement every 10). */
+    assert_int_equal(sqlite3_prepare_v2(h,
+                                        "SELECT count(DISTINCT trial_id), min(step), "
+                                        "count(precond_sharpness) FROM sharpness",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(q, 0), 3);
+    assert_int_equal(sqlite3_column_int(q, 1), 0);
+    assert_true(sqlite3_column_int(q, 2) >= 3);
     sqlite3_finalize(q);
     sqlite3_close(h);
 }

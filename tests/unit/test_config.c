@@ -372,6 +372,8 @@ static void test_sweep_config(void **state)
     assert_string_equal(c.results, "results/x");
     assert_int_equal(c.seed, 11);
     assert_int_equal(c.num_overrides, 1);
+    assert_int_equal(c.sharpness_every, 100);
+    assert_int_equal(c.sharpness_examples, 500);
     assert_int_equal(c.num_submissions, 2);
     assert_string_equal(c.submissions[0].schedule, "warmup_cosine");
     assert_string_equal(c.submissions[0].hparams, "label_smoothing=0.1");
@@ -389,6 +391,7 @@ static void test_sweep_config(void **state)
     assert_int_equal(c.studies, 3); /* defaults */
     assert_int_equal(c.trials, 1);
     assert_true(c.budget_scale == 1.0);
+    assert_int_equal(c.sharpness_every, 0); /* diagnostics are opt-in */
     assert_null(c.submissions[0].search_space);
     tp_config_free_sweep(&c);
 
@@ -401,6 +404,8 @@ static void test_sweep_config(void **state)
                                   "\"all\", got \"some\""},
         {"sweep_dup.cfg", "5: sweep.submissions[1].name: \"a\" names another submission"},
         {"sweep_typo.cfg", "3: sweep.trails: unknown key (did you mean \"trials\"?)"},
+        {"sweep_bad_diagnostics.cfg", "4: sweep.diagnostics.sharpnes_examples: unknown key "
+                                      "(did you mean \"sharpness_examples\"?)"},
         {"sweep_bad_hparams.cfg", "4: sweep.submissions[0].hparams: "},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
