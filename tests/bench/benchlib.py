@@ -11,14 +11,24 @@ for both sides; a value already set is used as it is. One thread on both sides.
 
 A benchmark script gives: the workload config, the batch size, FLOPs per step (its own model
 count), and two callables: torch_setup(batch) -> state (model, optimizer, data; warmed up) and
-torch_round(state, steps, batch) -> median seconds per step over `steps` fresh batches.
+torch_round(state, steps, batch) -> median seconds per step over `steps` fresh batches. The
+PyTorch side of a step can be built from torch_adamw (bench_step's AdamW), index_sampler (fresh
+batches by random permutation) and torch_round (one round of timed steps with cross-entropy).
 Never run by ctest: speed is measured by hand on a quiet machine.
 """
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
+import time
+
+# One thread on the PyTorch side too. torch.set_num_threads(1) sets OpenMP's count (oneDNN's and
+# PyTorch's own loops) but not OpenBLAS's: Debian's pthread build of OpenBLAS starts a thread per
+# core when it is loaded, and PyTorch's matmuls then run on two cores here. OpenBLAS reads this
+# when loaded, so it is set on import, before any script imports torch (bench_step gets it too).
+os.environ["OPENBLAS_NUM_THREADS"] = "1"
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 FMNIST = "/usr/share/datasets/fashion-mnist"
@@ -71,6 +81,60 @@ def trainperf_round(exe, steps, batch, cfg=None, warmup=100, sgemm=False, optimi
     return json.loads(out)
 
 
+def cfg_batch_hint(cfg):
+    """The batch_size_hint of a workload config (the batch a benchmark uses by default)."""
+    with open(cfg) as f:
+        m = re.search(r"^\s*batch_size_hint\s*=\s*(\d+)\s*;", f.read(), re.M)
+    if not m:
+        sys.exit(f"{cfg}: no batch_size_hint")
+    return int(m.group(1))
+
+
+def torch_adamw(model):
+    """PyTorch's AdamW with the hyperparameters bench_step gives the adamw plugin (learning_rate
+    1e-3, weight_decay 0.01 on every parameter, its defaults beta1 0.9, beta2 0.999, eps 1e-8)."""
+    import torch
+    return torch.optim.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-8,
+                             weight_decay=0.01)
+
+
+def index_sampler(n):
+    """sample(batch) -> (batch) int64 indices into n examples: a random permutation consumed in
+    order, a fresh one when fewer than batch are left (as bench_fmnist_mlp.py's batches)."""
+    import torch
+    perm, pos = torch.randperm(n), 0
+
+    def sample(batch):
+        nonlocal perm, pos
+        if pos + batch > n:
+            perm, pos = torch.randperm(n), 0
+        pos += batch
+        return perm[pos - batch:pos]
+    return sample
+
+
+def torch_round(state, steps, batch):
+    """Median seconds per PyTorch training step over `steps` steps. state: "model", "opt" and
+    "next_batch" (batch -> (inputs, int64 targets)). A step is: the batch, zero_grad, forward,
+    the mean softmax cross-entropy over every position of the last dim's logits (an image's one,
+    a sequence's T), backward, the optimizer step; the batch is timed, as bench_step times data
+    selection and the gather."""
+    import torch
+    model, opt, next_batch = state["model"], state["opt"], state["next_batch"]
+    lossf = torch.nn.CrossEntropyLoss()
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        x, y = next_batch(batch)
+        opt.zero_grad(set_to_none=True)
+        logits = model(x)
+        loss = lossf(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
 def side_by_side(name, exe, cfg, batch, steps, rounds, flops, torch_setup, torch_round,
                  warmup=100):
     """Alternating rounds; prints the report and returns (trainperf s, PyTorch s, ratio)."""
@@ -84,11 +148,12 @@ def side_by_side(name, exe, cfg, batch, steps, rounds, flops, torch_setup, torch
         if r:
             tp_t.append(trainperf_round(exe, steps, batch, cfg, warmup)["step_median_s"])
     tp_med, pt_med = statistics.median(tp_t), statistics.median(pt_t)
+    threads = len(os.listdir("/proc/self/task"))  # 1 unless a library started workers
     peak = info["sgemm_1024_gflops"]
     print(f"{name} step, batch {batch}, AdamW, 1 thread, {rounds} alternating rounds of "
           f"{steps} steps (per-round medians); {flops / 1e9:.3f} GFLOP per step")
     print(f"  OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', '(unset)')}; "
-          f"trainperf: {info['blas']}")
+          f"trainperf: {info['blas']}; threads of the PyTorch process: {threads}")
     print(f"  trainperf : median {tp_med * 1e3:8.3f} ms  ({flops / tp_med * 1e-9:6.1f} GFLOP/s)"
           f"  rounds: {' '.join(f'{t * 1e3:.3f}' for t in tp_t)}")
     print(f"  PyTorch   : median {pt_med * 1e3:8.3f} ms  ({flops / pt_med * 1e-9:6.1f} GFLOP/s)"
