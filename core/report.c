@@ -679,6 +679,28 @@ static int render_svg(PLINT w, PLINT h, plot_draw_fn draw, void *ud, rbuf *svg, 
     return rc;
 }
 
+/* A figure as an SVG file and/or a PNG file (either path may be NULL). Both are drawn before
+ * either is written: a missing driver leaves no file behind. */
+static int render_files(PLINT w, PLINT h, plot_draw_fn draw, void *ud, const char *svg_path,
+                        const char *png_path, char *err, size_t errlen)
+{
+    rbuf svg = {0}, png = {0};
+    int rc = TP_OK;
+    if (svg_path != NULL && (rc = render_svg(w, h, draw, ud, &svg, err, errlen)) != TP_OK)
+        goto done;
+    if (png_path != NULL &&
+        (rc = plot_render("pngcairo", w, h, draw, ud, &png, err, errlen)) != TP_OK)
+        goto done;
+    if (svg_path != NULL && (rc = write_file(svg_path, svg.p, svg.len, err, errlen)) != TP_OK)
+        goto done;
+    if (png_path != NULL)
+        rc = write_file(png_path, png.p, png.len, err, errlen);
+done:
+    free(svg.p);
+    free(png.p);
+    return rc;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Legends, allocated before drawing so that nothing of ours is lost if PLplot gives up */
 
@@ -878,7 +900,6 @@ int tp_report_profile(const tp_score_table *score, const char *svg_path, const c
                       char *err, size_t errlen)
 {
     profile_plot p;
-    rbuf svg = {0}, png = {0};
     int rc;
 
     if (score == NULL || (svg_path == NULL && png_path == NULL)) {
@@ -896,21 +917,8 @@ int tp_report_profile(const tp_score_table *score, const char *svg_path, const c
     }
     if ((rc = profile_build(score, &p, err, errlen)) != TP_OK)
         return rc;
-    /* Both drawn before either is written: a missing driver leaves no file behind. */
-    if (svg_path != NULL &&
-        (rc = render_svg(PROFILE_W, PROFILE_H, draw_profile, &p, &svg, err, errlen)) != TP_OK)
-        goto error;
-    if (png_path != NULL && (rc = plot_render("pngcairo", PROFILE_W, PROFILE_H, draw_profile, &p,
-                                              &png, err, errlen)) != TP_OK)
-        goto error;
-    if (svg_path != NULL && (rc = write_file(svg_path, svg.p, svg.len, err, errlen)) != TP_OK)
-        goto error;
-    if (png_path != NULL && (rc = write_file(png_path, png.p, png.len, err, errlen)) != TP_OK)
-        goto error;
-error:
+    rc = render_files(PROFILE_W, PROFILE_H, draw_profile, &p, svg_path, png_path, err, errlen);
     profile_free(&p);
-    free(svg.p);
-    free(png.p);
     return rc;
 }
 
@@ -1475,7 +1483,6 @@ int tp_report_sharpness(tp_results *db, int64_t trial_id, const char *svg_path,
 {
     sharp_rows s = {0};
     sharp_plot p = {0};
-    rbuf svg = {0}, png = {0};
     char title[LABEL_MAX * 2] = "";
     int rc;
 
@@ -1506,22 +1513,10 @@ int tp_report_sharpness(tp_results *db, int64_t trial_id, const char *svg_path,
         rc = TP_ENOENT;
         goto error;
     }
-    /* Both drawn before either is written: a missing driver leaves no file behind. */
-    if (svg_path != NULL &&
-        (rc = render_svg(SHARP_W, SHARP_H, draw_sharpness, &p, &svg, err, errlen)) != TP_OK)
-        goto error;
-    if (png_path != NULL && (rc = plot_render("pngcairo", SHARP_W, SHARP_H, draw_sharpness, &p,
-                                              &png, err, errlen)) != TP_OK)
-        goto error;
-    if (svg_path != NULL && (rc = write_file(svg_path, svg.p, svg.len, err, errlen)) != TP_OK)
-        goto error;
-    if (png_path != NULL && (rc = write_file(png_path, png.p, png.len, err, errlen)) != TP_OK)
-        goto error;
+    rc = render_files(SHARP_W, SHARP_H, draw_sharpness, &p, svg_path, png_path, err, errlen);
 error:
     sharp_free(&p);
     free(s.r);
-    free(svg.p);
-    free(png.p);
     return rc;
 }
 
