@@ -870,27 +870,38 @@ error:
     return rc;
 }
 
-int tp_results_foreach_eval(tp_results *r, int64_t trial_id,
-                            int (*fn)(const tp_eval_row *e, void *ud), void *ud, char *err,
-                            size_t errlen)
+/* A per-trial query (sql with ?1 = trial id) prepared into *st, after checking the trial
+ * exists: TP_ENOENT naming it when it does not. */
+static int trial_query(tp_results *r, int64_t trial_id, const char *sql, const char *what,
+                       sqlite3_stmt **st, char *err, size_t errlen)
 {
-    assert(r != NULL && fn != NULL);
-    sqlite3_stmt *st = NULL;
     int exists = 0, rc;
-
     if ((rc = trial_exists(r, trial_id, &exists, err, errlen)) != TP_OK)
         return rc;
     if (!exists) {
         tp__errf(err, errlen, "%s: no trial %lld", r->path, (long long)trial_id);
         return TP_ENOENT;
     }
-    int sr = sqlite3_prepare_v2(r->db, select_evals_sql, -1, &st, NULL);
+    int sr = sqlite3_prepare_v2(r->db, sql, -1, st, NULL);
     if (sr != SQLITE_OK) {
-        rc =
-            db_fail(r, sr, err, errlen, "cannot read the evals of trial %lld", (long long)trial_id);
-        goto error;
+        sqlite3_finalize(*st);
+        *st = NULL;
+        return db_fail(r, sr, err, errlen, "cannot read the %s of trial %lld", what,
+                       (long long)trial_id);
     }
-    sqlite3_bind_int64(st, 1, trial_id);
+    sqlite3_bind_int64(*st, 1, trial_id);
+    return TP_OK;
+}
+
+int tp_results_foreach_eval(tp_results *r, int64_t trial_id,
+                            int (*fn)(const tp_eval_row *e, void *ud), void *ud, char *err,
+                            size_t errlen)
+{
+    assert(r != NULL && fn != NULL);
+    sqlite3_stmt *st = NULL;
+    int sr, rc = trial_query(r, trial_id, select_evals_sql, "evals", &st, err, errlen);
+    if (rc != TP_OK)
+        return rc;
     while ((sr = sqlite3_step(st)) == SQLITE_ROW) {
         tp_eval_row e;
         e.eval_index = (uint32_t)sqlite3_column_int64(st, 0);
@@ -923,32 +934,24 @@ int tp_results_foreach_sharpness(tp_results *r, int64_t trial_id,
 {
     assert(r != NULL && fn != NULL);
     sqlite3_stmt *st = NULL;
-    int exists = 0, rc;
-    if ((rc = trial_exists(r, trial_id, &exists, err, errlen)) != TP_OK)
+    int sr, rc = trial_query(r, trial_id, select_sharpness_sql, "sharpness", &st, err, errlen);
+    if (rc != TP_OK)
         return rc;
-    if (!exists) {
-        tp__errf(err, errlen, "%s: no trial %lld", r->path, (long long)trial_id);
-        return TP_ENOENT;
-    }
-    int sr = sqlite3_prepare_v2(r->db, select_sharpness_sql, -1, &st, NULL);
-    if (sr == SQLITE_OK) {
-        sqlite3_bind_int64(st, 1, trial_id);
-        while ((sr = sqlite3_step(st)) == SQLITE_ROW) {
-            tp_sharpness_row m = {
-                .step = (uint64_t)sqlite3_column_int64(st, 0),
-                .loss = col_real(st, 1),
-                .sharpness = col_real(st, 2),
-                .precond_sharpness = col_real(st, 3),
-                .threshold = col_real(st, 4),
-                .threshold_kind = sqlite3_column_int(st, 5),
-                .lr = col_real(st, 6),
-                .iters = (uint32_t)sqlite3_column_int64(st, 7),
-                .grads = (uint64_t)sqlite3_column_int64(st, 8),
-                .seconds = col_real(st, 9),
-            };
-            if ((rc = fn(&m, ud)) != 0)
-                break;
-        }
+    while ((sr = sqlite3_step(st)) == SQLITE_ROW) {
+        tp_sharpness_row m = {
+            .step = (uint64_t)sqlite3_column_int64(st, 0),
+            .loss = col_real(st, 1),
+            .sharpness = col_real(st, 2),
+            .precond_sharpness = col_real(st, 3),
+            .threshold = col_real(st, 4),
+            .threshold_kind = sqlite3_column_int(st, 5),
+            .lr = col_real(st, 6),
+            .iters = (uint32_t)sqlite3_column_int64(st, 7),
+            .grads = (uint64_t)sqlite3_column_int64(st, 8),
+            .seconds = col_real(st, 9),
+        };
+        if ((rc = fn(&m, ud)) != 0)
+            break;
     }
     if (rc == 0 && sr != SQLITE_DONE)
         rc = db_fail(r, sr, err, errlen, "cannot read the sharpness of trial %lld",
