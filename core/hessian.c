@@ -116,6 +116,9 @@ int tp_hessian_batch_init(tp_hessian_batch *b, tp_workload *w, const uint32_t *i
         b->opts.dropout_rate = opts->dropout_rate;
         b->opts.flags = opts->flags;
     }
+    /* Measuring must not change the training: no model state moves (batch-norm running
+     * statistics stay as they are). */
+    b->opts.flags |= TP_WL_LOSS_FROZEN_STATE;
     return TP_OK;
 }
 

@@ -271,7 +271,7 @@ static void read_opts(const tp_loss_opts *in, tp_loss_opts *o)
     if (TP_FIELD_PRESENT(in, tp_loss_opts, dropout_rate))
         o->dropout_rate = in->dropout_rate;
     if (TP_FIELD_PRESENT(in, tp_loss_opts, flags))
-        o->flags = in->flags;
+        o->flags = in->flags & ~TP_WL_LOSS_FROZEN_STATE; /* host-internal, not a plugin's */
 }
 
 static int check_batch(tp_ctx *ctx, const tp_batch *b, const char *fn)

@@ -41,6 +41,12 @@ typedef struct tp_eval_result {
 
 typedef struct tp_workload tp_workload;
 
+/* A host-internal loss flag beside the SDK's TP_LOSS_... ones (never accepted from a plugin:
+ * the host API strips it): train mode (batch statistics, dropout as asked) without updating
+ * any model state, for diagnostics that must not change the training (the sharpness
+ * objective of core/hessian.c). Workloads without model state ignore it. */
+#define TP_WL_LOSS_FROZEN_STATE 0x80000000u
+
 /* Operations of one workload instance. All return 0 or a negative TP_E... code with a message
  * written to err (errlen bytes). */
 typedef struct tp_workload_vtable {

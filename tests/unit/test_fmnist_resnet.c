@@ -627,6 +627,15 @@ static void test_batchnorm_state(void **state)
     memcpy(s1, st, ns * sizeof *s1);
     assert_memory_not_equal(s0, s1, ns * sizeof *s0);
     assert_true(l_train != l_eval); /* batch statistics vs mean 0 / var 1 */
+    /* Frozen state (the diagnostics' objective): train mode, same loss bit for bit, and the
+     * running statistics do not move. */
+    tp_loss_opts frozen = {sizeof frozen, TP_SDK_VERSION, 0.0f, 0.0f, TP_WL_LOSS_FROZEN_STATE};
+    double l_frozen;
+    assert_int_equal(
+        w->vt->loss_and_grad(w, p, idx, NULL, B, &frozen, 0, g, &l_frozen, NULL, err, sizeof err),
+        0);
+    assert_memory_equal(s1, st, ns * sizeof *s1);
+    assert_memory_equal(&l_frozen, &l_train, sizeof l_train);
     /* Train mode repeated on the same batch: the statistics converge to the batch's
      * (0.9^150 ~ 1.4e-7). */
     for (int k = 0; k < 150; k++)

@@ -29,7 +29,9 @@
  * Batch norm (momentum 0.9, eps 1e-5, as the reference's): in train mode each batch-norm layer
  * normalises with the statistics of its batch, over (B, H, W), and updates its running mean
  * and (biased) variance in place, running = 0.9 running + 0.1 batch; in eval mode
- * (TP_LOSS_EVAL_MODE, evaluate) it normalises with the running statistics and updates nothing.
+ * (TP_LOSS_EVAL_MODE, evaluate) it normalises with the running statistics and updates nothing;
+ * with the host-internal TP_WL_LOSS_FROZEN_STATE (the sharpness diagnostics) it is train mode
+ * that leaves the running statistics alone.
  * The running statistics are model state owned by the workload: not parameters, not in the
  * tensor table, reset (mean 0, variance 1) by init_params and at creation. Every train-mode
  * loss_and_grad call updates them, with or without a gradient (per-example losses for data
@@ -300,6 +302,7 @@ typedef struct chunk_args {
     float *grad;        /* NULL: no gradient */
     int grad_overwrite; /* the first chunk overwrites grad, later ones add */
     int train;          /* batch norm with batch statistics, updating the running ones */
+    float bn_momentum;  /* FR_BN_MOMENTUM; 1 keeps the running statistics (frozen state) */
     tp_split split;
     const uint32_t *idx; /* rows of the split, or NULL for first .. first + n */
     uint64_t first;
@@ -326,7 +329,7 @@ static tp_tensor *conv_bn(fresnet *w, const chunk_args *a, tp_tensor *x, const f
     tp_graph *g = w->g;
     tp_tensor *h = tp_conv2d_same(g, x, param(w, a, u->t), NULL, u->stride, u->stride);
     float *mean = w->bn_state + u->state, *var = mean + u->cout;
-    h = tp_batchnorm(g, h, param(w, a, u->t + 1), param(w, a, u->t + 2), mean, var, FR_BN_MOMENTUM,
+    h = tp_batchnorm(g, h, param(w, a, u->t + 1), param(w, a, u->t + 2), mean, var, a->bn_momentum,
                      FR_BN_EPS, a->train);
     return tp_activation(g, h, act);
 }
@@ -432,13 +435,15 @@ static int fr_loss_and_grad(tp_workload *base, const float *params, const uint32
             return TP_ERANGE;
         }
     float smoothing = 0.0f, dropout = 0.0f;
-    int eval_mode = 0;
+    int eval_mode = 0, frozen = 0;
     if (TP_FIELD_PRESENT(opts, tp_loss_opts, label_smoothing))
         smoothing = opts->label_smoothing;
     if (TP_FIELD_PRESENT(opts, tp_loss_opts, dropout_rate))
         dropout = opts->dropout_rate;
-    if (TP_FIELD_PRESENT(opts, tp_loss_opts, flags))
+    if (TP_FIELD_PRESENT(opts, tp_loss_opts, flags)) {
         eval_mode = (opts->flags & TP_LOSS_EVAL_MODE) != 0;
+        frozen = (opts->flags & TP_WL_LOSS_FROZEN_STATE) != 0;
+    }
     if (!(smoothing >= 0.0f && smoothing < 1.0f) || !(dropout >= 0.0f && dropout < 1.0f)) {
         snprintf(err, errlen,
                  FR_NAME ".loss_and_grad: label_smoothing %g and dropout_rate %g must both be "
@@ -455,6 +460,7 @@ static int fr_loss_and_grad(tp_workload *base, const float *params, const uint32
             .grad = grad,
             .grad_overwrite = start == 0,
             .train = !eval_mode,
+            .bn_momentum = frozen ? 1.0f : FR_BN_MOMENTUM,
             .split = TP_SPLIT_TRAIN,
             .idx = idx + start,
             .n = m,
@@ -492,7 +498,12 @@ static int fr_evaluate(tp_workload *base, const float *params, tp_split split, t
     double total = 0.0;
     for (uint64_t start = 0; start < size; start += FR_CHUNK) {
         uint32_t m = (uint32_t)(size - start < FR_CHUNK ? size - start : FR_CHUNK);
-        chunk_args a = {.params = params, .split = split, .first = start, .n = m, .scale = 1.0f};
+        chunk_args a = {.params = params,
+                        .split = split,
+                        .first = start,
+                        .n = m,
+                        .scale = 1.0f,
+                        .bn_momentum = FR_BN_MOMENTUM};
         tp_tensor *per, *logits;
         int rc = run_chunk(w, &a, &per, &logits, err, errlen);
         if (rc)
