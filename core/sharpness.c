@@ -156,7 +156,9 @@ int tp_sharpness_measure(tp_sharpness *s, const float *params, tp_sharpness_prec
 
     int rc = tp_hessian_batch_grad(&s->batch, params, s->hu, &out->loss, err, errlen);
     if (rc == TP_OK && !isfinite(out->loss)) {
-        snprintf(err, errlen, "sharpness: the full-batch loss is not finite");
+        snprintf(err, errlen,
+                 "sharpness: the full-batch training loss is not finite: the parameters diverged "
+                 "(NaN or Inf)");
         rc = TP_ENONFINITE;
     }
     if (rc == TP_OK && (!precond || s->o.raw))
