@@ -138,7 +138,8 @@ def run_to_budget(a, name, variant, opt, schedule, hparams, seed, results, direc
     vt, tt = unreachable(direction)
     cmd = [a.trainperf, "run", "--workload", name, "--optimizer", opt, "--schedule", schedule,
            "--hparams", ",".join("%s=%r" % (k, v) for k, v in hparams.items()),
-           "--seed", str(seed), "--clock", a.clock, "--results", results, "--plugins",
+           # Seeds are uint64; SQLite hands those >= 2^63 back negative.
+           "--seed", str(seed % 2**64), "--clock", a.clock, "--results", results, "--plugins",
            a.plugins, "--quiet",
            "--set", "targets.validation=" + vt, "--set", "targets.test=" + tt,
            "--set", "budget=%r" % budget]
@@ -146,7 +147,11 @@ def run_to_budget(a, name, variant, opt, schedule, hparams, seed, results, direc
         cmd += ["--set", "step_hint=%d" % step_hint]
     if variant:
         cmd += ["--variant", variant]
-    return subprocess.run(cmd, capture_output=True, text=True)
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if "(trial " not in out.stdout:  # no trial recorded: say why rather than lose it silently
+        sys.stderr.write("calibrate: %s %s %s seed %d did not run:\n%s%s" % (
+            name, variant or "base", opt, seed % 2**64, out.stdout, out.stderr))
+    return out
 
 
 def finished(db_path, name, variant, seed, opt, hparams):
@@ -154,9 +159,10 @@ def finished(db_path, name, variant, seed, opt, hparams):
     if not os.path.exists(db_path):
         return None
     with sqlite3.connect(db_path) as db:
+        signed = seed - 2**64 if seed >= 2**63 else seed  # as SQLite stores a uint64
         rows = db.execute("SELECT id, hparams FROM trials WHERE workload = ? AND variant = ? AND "
                           "seed = ? AND optimizer = ? AND status != 'running' ORDER BY id DESC",
-                          (name, variant, seed, opt)).fetchall()
+                          (name, variant, signed, opt)).fetchall()
     return next((r[0] for r in rows if json.loads(r[1]) == hparams), None)
 
 
