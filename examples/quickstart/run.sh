@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job: the short sweep of examples/quickstart/sweep.cfg (AdamW and SGD on fmnist_mlp
-# and a held-out variant), scored as AlgoPerf scores, with the table printed, the performance
+# at its calibrated targets and budget), scored as AlgoPerf scores, with the table printed, the performance
 # profile plotted and the HTML report written. Results go to a fresh directory under results/
 # so earlier runs are never touched; run it again with that directory to resume it.
 set -euo pipefail
