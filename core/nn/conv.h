@@ -13,11 +13,17 @@
  *     Output size: OH = (H + pad_top + pad_bottom - KH) / stride_h + 1 (floor), likewise OW.
  *     tp_conv_same_padding() gives Flax's / TensorFlow's "SAME"; "VALID" is all zeros.
  *
- * Memory: tp_conv2d does not keep its im2col matrix, (B * OH * OW, KH * KW * C) floats, KH * KW
- * times x. It works on blocks of 256 KiB of its rows, rebuilt from x in backward: cheaper than
- * storing it (see conv.c), and a step holds one block per conv beyond the activations. A 1x1
- * stride-1 unpadded conv uses x itself as the matrix. Backward reads x->data, as tp_matmul's
- * does: x must not change between forward and backward.
+ * Two ways to compute a convolution (conv.c picks one per call, see tp_conv_set_algo):
+ *   - im2col + sgemm: the general path. tp_conv2d does not keep its im2col matrix,
+ *     (B * OH * OW, KH * KW * C) floats, KH * KW times x. It works on blocks of 256 KiB of its
+ *     rows, rebuilt from x in backward: cheaper than storing it (see conv.c), and a step holds
+ *     one block per conv beyond the activations. A 1x1 stride-1 unpadded conv uses x itself as
+ *     the matrix.
+ *   - direct: for small channel counts (at most 64 in and out), where OpenBLAS's sgemm is slow.
+ *     Each output pixel is summed over its window in vector registers from a zero-padded copy
+ *     of one image at a time; scratch of a few padded images per conv, no im2col matrix.
+ * Both give the same values up to float summation order. Backward reads x->data, as
+ * tp_matmul's does: x must not change between forward and backward.
  *
  * Not here: dilation, feature groups (depthwise), transposed convolution, ceil-mode pooling.
  */
@@ -38,9 +44,10 @@ uint32_t tp_conv_same_padding(uint32_t in, uint32_t k, uint32_t stride, uint32_t
  *   out[b, oh, ow, o] = bias[o] + sum_{kh, kw, c} x[b, oh*sh - pt + kh, ow*sw - pl + kw, c]
  *                                                 * w[kh, kw, c, o]
  * with zeros outside x. x (B, H, W, C), w (KH, KW, C, OC), b (OC) or NULL -> (B, OH, OW, OC).
- * Strides >= 1; the padded input must hold one window. Forward is im2col + sgemm (one per block
- * of rows, see Memory above), which yields NHWC directly; backward d w = col^T d out (sgemm),
- * d b = column sums of d out, d x = col2im(d out w^T) (sgemm, then added window by window). */
+ * Strides >= 1; the padded input must hold one window. On the im2col path forward is im2col +
+ * sgemm (one per block of rows, see above), which yields NHWC directly; backward d w = col^T
+ * d out (sgemm), d b = column sums of d out, d x = col2im(d out w^T) (sgemm, then added window
+ * by window). The direct path computes the same sums in registers (conv.c). */
 tp_tensor *tp_conv2d(tp_graph *g, tp_tensor *x, tp_tensor *w, tp_tensor *b, uint32_t stride_h,
                      uint32_t stride_w, uint32_t pad_top, uint32_t pad_bottom, uint32_t pad_left,
                      uint32_t pad_right);
@@ -48,6 +55,18 @@ tp_tensor *tp_conv2d(tp_graph *g, tp_tensor *x, tp_tensor *w, tp_tensor *b, uint
  * and 3x3 / 1x1 stride-2 convolutions. OH = ceil(H / stride_h), OW = ceil(W / stride_w). */
 tp_tensor *tp_conv2d_same(tp_graph *g, tp_tensor *x, tp_tensor *w, tp_tensor *b, uint32_t stride_h,
                           uint32_t stride_w);
+
+/* How tp_conv2d computes, a setting of the graph (kept across tp_graph_reset). */
+typedef enum tp_conv_algo {
+    TP_CONV_ALGO_AUTO = 0,   /* the default: direct where conv.c's rule measured it faster */
+    TP_CONV_ALGO_IM2COL = 1, /* always im2col + sgemm */
+    TP_CONV_ALGO_DIRECT = 2  /* direct wherever it applies (channels <= 64), else im2col */
+} tp_conv_algo;
+
+/* Set how the graph's later tp_conv2d calls compute (for tests and measurements: AUTO is the
+ * fast choice). A conv records its path when called; backward follows it. Unknown values are
+ * taken as AUTO. */
+void tp_conv_set_algo(tp_graph *g, tp_conv_algo algo);
 
 /* Max pooling over (window_h, window_w) windows of x (B, H, W, C) -> (B, OH, OW, C), padded
  * positions ignored (Flax pads with -inf). Each padding must be smaller than its window, so

@@ -30,8 +30,10 @@ typedef struct tp__conv_geom {
 
 struct tp__conv_saved {
     tp__conv_geom geom; /* conv2d, pools; global avgpool: (B, H = spatial size, W = 1, C) */
-    float *col;         /* conv2d: one block of im2col rows (see conv.c), or x->data itself for a
-                           1x1 stride-1 unpadded conv (then the whole matrix) */
+    uint32_t path;      /* conv2d: how it is computed, one of conv.c's CONV_PATH_* */
+    float *col;         /* conv2d: one block of im2col rows (see conv.c), x->data itself for a
+                           1x1 stride-1 unpadded conv (then the whole matrix), or the direct
+                           path's scratch */
     int32_t *argmax;    /* maxpool2d: (B, OH, OW, C) input position ih * W + iw of each max */
     float *mean, *rstd; /* batchnorm: (C) the statistics used: batch (train) or running (eval) */
     double *acc;        /* batchnorm: scratch for backward, (2 C) doubles of per-channel sums then

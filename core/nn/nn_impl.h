@@ -75,10 +75,12 @@ typedef struct tp_op {
 
 struct tp_graph {
     tp_arena *arena;
-    tp_op *tape;       /* newest op */
-    tp_tensor *views;  /* caller-memory tensors, for zeroing untouched OVERWRITE gradients */
-    int status;        /* first error since reset */
-    int backward_done; /* tp_graph_backward ran since reset */
+    tp_op *tape;        /* newest op */
+    tp_tensor *views;   /* caller-memory tensors, for zeroing untouched OVERWRITE gradients */
+    int status;         /* first error since reset */
+    int backward_done;  /* tp_graph_backward ran since reset */
+    uint32_t conv_algo; /* tp_conv_algo of tp_conv_set_algo (0, AUTO, from tp_graph_init's calloc);
+                           kept across resets */
     char msg[TP__GRAPH_MSG_MAX];
 };
 

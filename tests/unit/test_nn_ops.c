@@ -624,6 +624,69 @@ static void test_overwrite_and_accumulate(void **state)
     tp_graph_free(g);
 }
 
+/* ReLU's backward writes the gradient of an input that holds nothing yet (no zeroing pass) and
+ * adds to it otherwise. x feeds two ReLUs: the later one's backward runs first and writes (or,
+ * when x's view accumulates, adds onto what the caller left), the earlier one adds. Expected,
+ * bit for bit: dx = (init + m r2) + m r1, init = +0 when overwriting (the NaN garbage in the
+ * buffer must not leak), m = x > 0: NaN, +-0, -inf and negative denormals give no gradient, +inf
+ * and positive denormals do. GLU's ReLU (the same kernel,
+ * accumulating) sees the pre-activation, so NaN there too. */
+static void test_relu_overwrite_and_accumulate(void **state)
+{
+    enum { N = 67 }; /* not a multiple of any vector width */
+    static const float special[] = {0.0f,   -0.0f,   NAN,     -NAN,     INFINITY, -INFINITY,
+                                    1e-45f, -1e-45f, 3.4e38f, -3.4e38f, 1.0f,     -1.0f};
+    float x[N], r1[N], r2[N], init[N], dx[N];
+    tp_rng r;
+    tp_rng_seed(&r, 5);
+    for (int i = 0; i < N; i++) {
+        x[i] = i < 12 ? special[i] : (float)tp_rng_normal(&r);
+        r1[i] = i % 9 == 3 ? -0.0f : (float)tp_rng_normal(&r);
+        r2[i] = i % 7 == 3 ? -0.0f : (float)tp_rng_normal(&r);
+        init[i] = (float)tp_rng_normal(&r);
+    }
+    tp_graph *g;
+    char err[256];
+    assert_int_equal(tp_graph_init(&g, 0, err, sizeof err), 0);
+    for (int overwrite = 0; overwrite < 2; overwrite++) {
+        for (int i = 0; i < N; i++)
+            dx[i] = overwrite ? NAN : init[i];
+        tp_graph_reset(g);
+        tp_tensor *tx =
+            tp_tensor_view(g, x, dx, 1, (uint32_t[]){N}, overwrite ? TP_TENSOR_GRAD_OVERWRITE : 0);
+        tp_tensor *l1 = tp_sum(g, tp_relu(g, tx), r1, 1.0f);
+        tp_tensor *l2 = tp_sum(g, tp_relu(g, tx), r2, 1.0f);
+        assert_int_equal(tp_graph_backward(g, tp_bias_add(g, l1, l2), err, sizeof err), 0);
+        for (int i = 0; i < N; i++) {
+            float m = x[i] > 0.0f ? 1.0f : 0.0f;
+            float want = ((overwrite ? 0.0f : init[i]) + (m ? r2[i] : 0.0f)) + (m ? r1[i] : 0.0f);
+            if (memcmp(&want, &dx[i], sizeof want))
+                fail_msg("%s: x[%d] = %g: dx %g, want %g (signs %d %d)",
+                         overwrite ? "overwrite" : "accumulate", i, (double)x[i], (double)dx[i],
+                         (double)want, signbit(dx[i]) != 0, signbit(want) != 0);
+        }
+    }
+    /* GLU's ReLU gets the pre-activation itself, NaN included: x2 (1, 2N) = [x | r2], loss
+     * sum(r1 relu(x) r2); d x2[:N] = 0 + m (r1 r2), accumulated onto zeros. */
+    float x2[2 * N], dx2[2 * N];
+    for (int i = 0; i < N; i++) {
+        x2[i] = x[i];
+        x2[N + i] = r2[i];
+    }
+    memset(dx2, 0, sizeof dx2);
+    tp_graph_reset(g);
+    tp_tensor *t2 = tp_tensor_view(g, x2, dx2, 2, (uint32_t[]){1, 2 * N}, 0);
+    tp_tensor *glu = tp_glu(g, t2, TP_ACT_RELU);
+    assert_int_equal(tp_graph_backward(g, tp_sum(g, glu, r1, 1.0f), err, sizeof err), 0);
+    for (int i = 0; i < N; i++) {
+        float want = 0.0f + (x[i] > 0.0f ? r1[i] * r2[i] : 0.0f);
+        if (memcmp(&want, &dx2[i], sizeof want))
+            fail_msg("glu relu: x[%d] = %g: dx %g, want %g", i, (double)x[i], (double)dx2[i],
+                     (double)want);
+    }
+    tp_graph_free(g);
+}
+
 static void test_errors(void **state)
 {
     tp_graph *g;
@@ -802,6 +865,7 @@ int main(void)
         cmocka_unit_test(test_arena_grows_then_settles),
         cmocka_unit_test(test_graph_step_allocates_nothing),
         cmocka_unit_test(test_overwrite_and_accumulate),
+        cmocka_unit_test(test_relu_overwrite_and_accumulate),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_dropout_mask),
         cmocka_unit_test(test_determinism),
