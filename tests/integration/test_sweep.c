@@ -28,6 +28,7 @@
 #include <trainperf/trainperf.h>
 
 #include "core/algoperf_io.h"
+#include "core/config.h"
 #include "core/results.h"
 #include "core/score.h"
 
@@ -365,7 +366,14 @@ static void test_self_tuning(void **state)
     assert_int_equal(tr->self_tuning, 1);
     tp_algoperf_trials_free(tr);
     tp_results_close(db);
-    /* The self-tuning budget is x1.5: 30 s x 0.04 x 1.5. */
+    /* The self-tuning budget is x1.5: the workload's budget x 0.04 x 1.5. */
+    tp_workload_config wc;
+    assert_int_equal(tp_config_load_workload(TP_TEST_SOURCE_DIR
+                                             "/workloads/fmnist_mlp/fmnist_mlp.cfg",
+                                             &wc, err, sizeof err),
+                     0);
+    const double want_budget = wc.budget * 0.04 * 1.5;
+    tp_config_free_workload(&wc);
     char dbpath[600];
     snprintf(dbpath, sizeof dbpath, "%s/results.db", results);
     sqlite3 *h;
@@ -375,7 +383,7 @@ static void test_self_tuning(void **state)
         sqlite3_prepare_v2(h, "SELECT DISTINCT budget, ruleset FROM trials", -1, &q, NULL),
         SQLITE_OK);
     assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    assert_true(fabs(sqlite3_column_double(q, 0) - 30.0 * 0.04 * 1.5) < 1e-9);
+    assert_true(fabs(sqlite3_column_double(q, 0) - want_budget) < 1e-9);
     assert_string_equal((const char *)sqlite3_column_text(q, 1), "self");
     assert_int_equal(sqlite3_step(q), SQLITE_DONE);
     sqlite3_finalize(q);
