@@ -133,11 +133,8 @@ static void fmt_time(double t, char *out, size_t len)
 
 /* After a `trainperf sharpness` trial: the series against the threshold, and its plot. */
 typedef struct sh_series {
-    double *value, *threshold, *seconds;
-    uint64_t *step;
-    uint32_t *iters;
+    tp_sharpness_row *r;
     size_t n, cap;
-    int kind;
 } sh_series;
 
 static int sh_collect(const tp_sharpness_row *m, void *ud)
@@ -145,33 +142,13 @@ static int sh_collect(const tp_sharpness_row *m, void *ud)
     sh_series *s = ud;
     if (s->n == s->cap) {
         size_t cap = s->cap ? 2 * s->cap : 64;
-        double *v = realloc(s->value, cap * sizeof *v);
-        if (v)
-            s->value = v;
-        double *t = realloc(s->threshold, cap * sizeof *t);
-        if (t)
-            s->threshold = t;
-        double *sec = realloc(s->seconds, cap * sizeof *sec);
-        if (sec)
-            s->seconds = sec;
-        uint64_t *st = realloc(s->step, cap * sizeof *st);
-        if (st)
-            s->step = st;
-        uint32_t *it = realloc(s->iters, cap * sizeof *it);
-        if (it)
-            s->iters = it;
-        if (!v || !t || !sec || !st || !it)
+        tp_sharpness_row *r = realloc(s->r, cap * sizeof *r);
+        if (!r)
             return TP_ENOMEM;
+        s->r = r;
         s->cap = cap;
     }
-    if (m->threshold_kind)
-        s->kind = m->threshold_kind;
-    s->value[s->n] = m->threshold_kind == 2 ? m->precond_sharpness : m->sharpness;
-    s->threshold[s->n] = m->threshold;
-    s->seconds[s->n] = m->seconds;
-    s->step[s->n] = m->step;
-    s->iters[s->n] = m->iters;
-    s->n++;
+    s->r[s->n++] = *m;
     return 0;
 }
 
@@ -179,13 +156,36 @@ static int sharpness_report(tp_results *db, int64_t id, const char *plot, double
                             char *err, size_t errlen)
 {
     sh_series s = {0};
+    double *value = NULL, *thr = NULL, *sec = NULL;
+    uint64_t *step = NULL;
+    uint32_t *iters = NULL;
     int rc = tp_results_foreach_sharpness(db, id, sh_collect, &s, err, errlen);
+    if (rc == TP_OK) {
+        size_t n = s.n ? s.n : 1;
+        value = malloc(n * sizeof *value);
+        thr = malloc(n * sizeof *thr);
+        sec = malloc(n * sizeof *sec);
+        step = malloc(n * sizeof *step);
+        iters = malloc(n * sizeof *iters);
+        if (!value || !thr || !sec || !step || !iters)
+            rc = TP_ENOMEM;
+    }
     if (rc == TP_ENOMEM)
         snprintf(err, errlen, "out of memory reading the sharpness series");
     if (rc == TP_OK) {
+        int kind = 0;
+        for (size_t i = 0; i < s.n; i++) {
+            const tp_sharpness_row *m = &s.r[i];
+            kind = m->threshold_kind ? m->threshold_kind : kind;
+            value[i] = m->threshold_kind == 2 ? m->precond_sharpness : m->sharpness;
+            thr[i] = m->threshold;
+            sec[i] = m->seconds;
+            step[i] = m->step;
+            iters[i] = m->iters;
+        }
         tp_sharpness_summary sum;
-        tp_sharpness_summarize(s.value, s.threshold, s.step, s.seconds, s.iters, s.n, &sum);
-        const char *what = s.kind == 2 ? "preconditioned sharpness" : "sharpness";
+        tp_sharpness_summarize(value, thr, step, sec, iters, s.n, &sum);
+        const char *what = kind == 2 ? "preconditioned sharpness" : "sharpness";
         printf("  %zu sharpness measurements", s.n);
         if (sum.measurements == 0)
             printf(" (no stability threshold known for this optimizer)\n");
@@ -208,11 +208,12 @@ static int sharpness_report(tp_results *db, int64_t id, const char *plot, double
         if (rc == TP_OK)
             printf("  plot: %s, %s\n", svg, png);
     }
-    free(s.value);
-    free(s.threshold);
-    free(s.seconds);
-    free(s.step);
-    free(s.iters);
+    free(s.r);
+    free(value);
+    free(thr);
+    free(sec);
+    free(step);
+    free(iters);
     return rc;
 }
 
