@@ -29,20 +29,16 @@
  *
  * Not here: variants (a later issue), targets and budget (fmnist_mlp.cfg, read by the host).
  */
-#define _DEFAULT_SOURCE /* madvise, MADV_HUGEPAGE */
 #include "workloads/fmnist_mlp/fmnist_mlp.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 
 #include "core/nn/nn.h"
 #include "core/nn/rng.h"
-#include "workloads/common/idx.h"
+#include "workloads/common/fmnist_data.h"
 #include "workloads/common/options.h"
 
 #define FM_NAME        "fmnist_mlp"
@@ -67,10 +63,7 @@ typedef struct fmnist {
     tp_act act;
     int loss;
     float pix_a[FM_PIXELS], pix_b[FM_PIXELS]; /* x_j = pixel_j * pix_a[j] + pix_b[j] */
-    uint8_t *images;                          /* (train + validation + test, 784), split by split */
-    uint8_t *labels;                          /* (train + validation + test) */
-    const uint8_t *img[3];                    /* (split_size, 784) per tp_split */
-    const uint8_t *lab[3];                    /* (split_size) */
+    tp_fmnist_data data;                      /* the images and labels, split by split */
     uint32_t layer_in[FM_MAX_DEPTH + 1], layer_out[FM_MAX_DEPTH + 1];
     tp_tensor_info tensors[2 * (FM_MAX_DEPTH + 1)];
     char names[2 * (FM_MAX_DEPTH + 1)][24];
@@ -86,147 +79,14 @@ static const char *const standardize_names[] = {"global", "pixel", NULL};
 /* ---------------------------------------------------------------------------------------- */
 /* Data */
 
-static int load_file(const tp_wl_params *p, const char *dir, const char *file, uint32_t ndim,
-                     tp_idx *out, char *err, size_t errlen)
-{
-    char path[4096], at[512], msg[4400];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    int rc = tp_idx_read_u8(path, ndim, out, msg, sizeof msg);
-    if (rc == TP_ENOENT)
-        snprintf(err, errlen,
-                 "%s: %s; the Fashion-MNIST files come with the Debian package " FM_PACKAGE
-                 " (apt-get install " FM_PACKAGE ")",
-                 tp_wl_option_where(p, "data.dir", at, sizeof at), msg);
-    else if (rc)
-        snprintf(err, errlen, "%s: %s", tp_wl_option_where(p, "data.dir", at, sizeof at), msg);
-    return rc;
-}
-
-/* Check an images / labels pair: n images of 28 x 28, n labels < 10. */
-static int check_pair(const char *dir, const char *what, const tp_idx *img, const tp_idx *lab,
-                      uint32_t n, char *err, size_t errlen)
-{
-    if (img->dims[0] != n || img->dims[1] != 28 || img->dims[2] != 28 || lab->dims[0] != n) {
-        snprintf(err, errlen,
-                 "%s: the %s files hold %u images of %u x %u and %u labels; Fashion-MNIST has "
-                 "%u of 28 x 28 (reinstall " FM_PACKAGE "?)",
-                 dir, what, img->dims[0], img->dims[1], img->dims[2], lab->dims[0], n);
-        return TP_EDATA;
-    }
-    for (uint32_t i = 0; i < n; i++)
-        if (lab->data[i] >= FM_CLASSES) {
-            snprintf(err, errlen, "%s: %s label %u is %u, not a class in [0, 10)", dir, what, i,
-                     lab->data[i]);
-            return TP_EDATA;
-        }
-    return 0;
-}
-
-/* Batches read random rows of the image array: back it with 2 MB pages where the kernel
- * offers them (transparent huge pages in madvise mode), so a row costs a cache miss and not
- * also a TLB miss. Plain memory otherwise. */
-static void *alloc_huge(size_t bytes)
-{
-    const size_t huge = (size_t)2 << 20;
-    size_t size = (bytes + huge - 1) / huge * huge;
-    void *p = aligned_alloc(huge, size);
-#ifdef MADV_HUGEPAGE
-    if (p)
-        madvise(p, size, MADV_HUGEPAGE); /* advice only: failure changes nothing */
-#endif
-    return p;
-}
-
-/* Decode the four files, split, apply the limits. */
+/* The shared loader (workloads/common/fmnist_data.c), and the split sizes it gives. */
 static int load_data(fmnist *w, const tp_wl_params *p, const char *dir, uint64_t split_seed,
                      const int64_t limit[3], char *err, size_t errlen)
 {
-    char at[512];
-    struct stat st;
-    int e = stat(dir, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
-    if (e) {
-        snprintf(err, errlen,
-                 "%s: the Fashion-MNIST directory %s: %s; install the Debian package " FM_PACKAGE
-                 " (apt-get install " FM_PACKAGE "), which puts the files in " FM_DEFAULT_DIR
-                 ", or point data.dir at a directory holding train-images-idx3-ubyte.gz, "
-                 "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and "
-                 "t10k-labels-idx1-ubyte.gz",
-                 tp_wl_option_where(p, "data.dir", at, sizeof at), dir,
-                 e == ENOENT ? "does not exist" : strerror(e));
-        return TP_ENOENT;
-    }
-    tp_idx ti = {0}, tl = {0}, si = {0}, sl = {0};
-    int rc;
-    if ((rc = load_file(p, dir, "train-images-idx3-ubyte.gz", 3, &ti, err, errlen)) ||
-        (rc = load_file(p, dir, "train-labels-idx1-ubyte.gz", 1, &tl, err, errlen)) ||
-        (rc = load_file(p, dir, "t10k-images-idx3-ubyte.gz", 3, &si, err, errlen)) ||
-        (rc = load_file(p, dir, "t10k-labels-idx1-ubyte.gz", 1, &sl, err, errlen)) ||
-        (rc = check_pair(dir, "train", &ti, &tl, FM_TRAIN_ALL, err, errlen)) ||
-        (rc = check_pair(dir, "t10k", &si, &sl, FM_TEST, err, errlen)))
-        goto done;
-
-    uint64_t full[3] = {FM_TRAIN_ALL - FM_VALIDATION, FM_VALIDATION, FM_TEST};
-    uint64_t size[3];
-    for (int s = 0; s < 3; s++)
-        size[s] = limit[s] ? (uint64_t)limit[s] : full[s];
-    static const char *const limit_keys[3] = {"data.train_limit", "data.validation_limit",
-                                              "data.test_limit"};
-    for (int s = 0; s < 3; s++)
-        if (size[s] > full[s]) {
-            snprintf(err, errlen, "%s: %llu is more than the %llu examples of the split",
-                     tp_wl_option_where(p, limit_keys[s], at, sizeof at),
-                     (unsigned long long)size[s], (unsigned long long)full[s]);
-            rc = TP_ECONFIG;
-            goto done;
-        }
-
-    uint64_t total = size[0] + size[1] + size[2];
-    w->images = alloc_huge(total * FM_PIXELS);
-    w->labels = malloc(total);
-    uint32_t *perm = malloc(FM_TRAIN_ALL * sizeof *perm);
-    if (!w->images || !w->labels || !perm) {
-        free(perm);
-        snprintf(err, errlen, "fmnist_mlp: out of memory for the dataset (%llu bytes)",
-                 (unsigned long long)(total * (FM_PIXELS + 1)));
-        rc = TP_ENOMEM;
-        goto done;
-    }
-    for (uint32_t i = 0; i < FM_TRAIN_ALL; i++)
-        perm[i] = i;
-    tp_rng r;
-    tp_rng_seed(&r, split_seed);
-    tp_rng_shuffle_u32(&r, perm, FM_TRAIN_ALL);
-
-    /* Rows in split order: train = perm[0, 50000), validation = perm[50000, 60000). */
-    uint64_t row = 0;
-    const uint32_t *src_rows[2] = {perm, perm + full[0]};
-    for (int s = 0; s < 3; s++) {
-        w->img[s] = w->images + row * FM_PIXELS;
-        w->lab[s] = w->labels + row;
-        for (uint64_t i = 0; i < size[s]; i++, row++) {
-            uint64_t src = s < 2 ? src_rows[s][i] : i;
-            const tp_idx *img = s < 2 ? &ti : &si, *lab = s < 2 ? &tl : &sl;
-            memcpy(w->images + row * FM_PIXELS, img->data + src * FM_PIXELS, FM_PIXELS);
-            w->labels[row] = lab->data[src];
-        }
-        w->base.split_size[s] = size[s];
-    }
-    free(perm);
-    rc = 0;
-done:
-    tp_idx_free(&ti);
-    tp_idx_free(&tl);
-    tp_idx_free(&si);
-    tp_idx_free(&sl);
+    int rc = tp_fmnist_data_load(&w->data, p, w->base.name, dir, split_seed, limit, err, errlen);
+    for (int s = 0; rc == 0 && s < 3; s++)
+        w->base.split_size[s] = w->data.size[s];
     return rc;
-}
-
-#define FM_PREFETCH 4 /* rows */
-
-static inline void prefetch_row(const uint8_t *row)
-{
-    for (int k = 0; k < FM_PIXELS; k += 64)
-        __builtin_prefetch(row + k);
 }
 
 /* The standardisation: the fixed dataset constants ("global"), or the mean and standard
@@ -244,7 +104,7 @@ static void set_standardization(fmnist *w, int kind)
     for (int j = 0; j < FM_PIXELS; j++) {
         double sum = 0.0, sq = 0.0;
         for (uint64_t i = 0; i < n; i++) {
-            double v = w->img[TP_SPLIT_TRAIN][i * FM_PIXELS + j] / 255.0;
+            double v = w->data.img[TP_SPLIT_TRAIN][i * FM_PIXELS + j] / 255.0;
             sum += v;
             sq += v * v;
         }
@@ -260,15 +120,15 @@ static void gather(const fmnist *w, float *x, const uint8_t *img, const uint32_t
                    uint64_t first, uint32_t n)
 {
     const float *restrict a = w->pix_a, *restrict b = w->pix_b;
-    /* Rows are scattered over 39 MB: keep the next FM_PREFETCH rows on their way from memory
+    /* Rows are scattered over 39 MB: keep the next TP_FMNIST_PREFETCH rows on their way from memory
      * while converting this one. */
-    for (uint32_t i = 0; idx && i < FM_PREFETCH && i < n; i++)
-        prefetch_row(img + idx[i] * (uint64_t)FM_PIXELS);
+    for (uint32_t i = 0; idx && i < TP_FMNIST_PREFETCH && i < n; i++)
+        tp_fmnist_prefetch_row(img + idx[i] * (uint64_t)FM_PIXELS);
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *src = img + (idx ? idx[i] : first + i) * (uint64_t)FM_PIXELS;
         float *dst = x + (uint64_t)i * FM_PIXELS;
-        if (idx && i + FM_PREFETCH < n)
-            prefetch_row(img + idx[i + FM_PREFETCH] * (uint64_t)FM_PIXELS);
+        if (idx && i + TP_FMNIST_PREFETCH < n)
+            tp_fmnist_prefetch_row(img + idx[i + TP_FMNIST_PREFETCH] * (uint64_t)FM_PIXELS);
         for (int j = 0; j < FM_PIXELS; j++)
             dst[j] = (float)src[j] * a[j] + b[j];
     }
@@ -302,8 +162,8 @@ static int run_chunk(fmnist *w, const chunk_args *a, tp_tensor **per, tp_tensor 
     tp_tensor *x = tp_tensor_new(g, 2, (uint32_t[]){a->n, FM_PIXELS}, 0); /* (n, 784) */
     int32_t *labels = tp_graph_alloc(g, a->n * sizeof *labels);           /* (n) */
     if (x && labels) {
-        gather(w, x->data, w->img[a->split], a->idx, a->first, a->n);
-        const uint8_t *lab = w->lab[a->split];
+        gather(w, x->data, w->data.img[a->split], a->idx, a->first, a->n);
+        const uint8_t *lab = w->data.lab[a->split];
         for (uint32_t i = 0; i < a->n; i++)
             labels[i] = lab[a->idx ? a->idx[i] : a->first + i];
     }
@@ -445,7 +305,7 @@ static int fm_evaluate(tp_workload *base, const float *params, tp_split split, t
         int rc = run_chunk(w, &a, &per, &logits, err, errlen);
         if (rc)
             return rc;
-        const uint8_t *lab = w->lab[split] + start;
+        const uint8_t *lab = w->data.lab[split] + start;
         for (uint32_t i = 0; i < m; i++) {
             const float *z = logits->data + (uint64_t)i * FM_CLASSES; /* (10) */
             int best = 0;
@@ -468,8 +328,7 @@ static void fm_free(tp_workload *base)
     if (!w)
         return;
     tp_graph_free(w->g);
-    free(w->images);
-    free(w->labels);
+    tp_fmnist_data_free(&w->data);
     free(w);
 }
 

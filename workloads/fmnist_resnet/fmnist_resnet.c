@@ -58,20 +58,16 @@
  * Not here: targets and budget (fmnist_resnet.cfg, read by the host); the engine's ops
  * (core/nn/conv.h).
  */
-#define _DEFAULT_SOURCE /* madvise, MADV_HUGEPAGE */
 #include "workloads/fmnist_resnet/fmnist_resnet.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 
 #include "core/nn/nn.h"
 #include "core/nn/rng.h"
-#include "workloads/common/idx.h"
+#include "workloads/common/fmnist_data.h"
 #include "workloads/common/options.h"
 
 #define FR_NAME        "fmnist_resnet"
@@ -120,10 +116,7 @@ typedef struct fresnet {
     uint32_t head;   /* tensors[head]: dense (C, 10); head + 1: bias (10) */
     float *bn_state; /* (bn_floats): per unit, running mean (C) then running var (C) */
     uint64_t bn_floats;
-    uint8_t *images;       /* (train + validation + test, 784), split by split */
-    uint8_t *labels;       /* (train + validation + test) */
-    const uint8_t *img[3]; /* (split_size, 784) per tp_split */
-    const uint8_t *lab[3]; /* (split_size) */
+    tp_fmnist_data data; /* the images and labels, split by split */
     tp_tensor_info tensors[FR_MAX_TENSORS];
     char names[FR_MAX_TENSORS][40];
     tp_graph *g;
@@ -135,160 +128,27 @@ static const tp_act activation_values[] = {TP_ACT_RELU, TP_ACT_SILU, TP_ACT_GELU
 /* ---------------------------------------------------------------------------------------- */
 /* Data (the same files, split and transform as fmnist_mlp) */
 
-static int load_file(const tp_wl_params *p, const char *dir, const char *file, uint32_t ndim,
-                     tp_idx *out, char *err, size_t errlen)
-{
-    char path[4096], at[512], msg[4400];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    int rc = tp_idx_read_u8(path, ndim, out, msg, sizeof msg);
-    if (rc == TP_ENOENT)
-        snprintf(err, errlen,
-                 "%s: %s; the Fashion-MNIST files come with the Debian package " FR_PACKAGE
-                 " (apt-get install " FR_PACKAGE ")",
-                 tp_wl_option_where(p, "data.dir", at, sizeof at), msg);
-    else if (rc)
-        snprintf(err, errlen, "%s: %s", tp_wl_option_where(p, "data.dir", at, sizeof at), msg);
-    return rc;
-}
-
-/* Check an images / labels pair: n images of 28 x 28, n labels < 10. */
-static int check_pair(const char *dir, const char *what, const tp_idx *img, const tp_idx *lab,
-                      uint32_t n, char *err, size_t errlen)
-{
-    if (img->dims[0] != n || img->dims[1] != FR_SIDE || img->dims[2] != FR_SIDE ||
-        lab->dims[0] != n) {
-        snprintf(err, errlen,
-                 "%s: the %s files hold %u images of %u x %u and %u labels; Fashion-MNIST has "
-                 "%u of 28 x 28 (reinstall " FR_PACKAGE "?)",
-                 dir, what, img->dims[0], img->dims[1], img->dims[2], lab->dims[0], n);
-        return TP_EDATA;
-    }
-    for (uint32_t i = 0; i < n; i++)
-        if (lab->data[i] >= FR_CLASSES) {
-            snprintf(err, errlen, "%s: %s label %u is %u, not a class in [0, 10)", dir, what, i,
-                     lab->data[i]);
-            return TP_EDATA;
-        }
-    return 0;
-}
-
-/* The image array backed by 2 MB pages where the kernel offers them (batches read random
- * rows: a cache miss each, not also a TLB miss). Plain memory otherwise. */
-static void *alloc_huge(size_t bytes)
-{
-    const size_t huge = (size_t)2 << 20;
-    size_t size = (bytes + huge - 1) / huge * huge;
-    void *p = aligned_alloc(huge, size);
-#ifdef MADV_HUGEPAGE
-    if (p)
-        madvise(p, size, MADV_HUGEPAGE); /* advice only: failure changes nothing */
-#endif
-    return p;
-}
-
-/* Decode the four files, split, apply the limits. */
+/* The shared loader (workloads/common/fmnist_data.c), and the split sizes it gives. */
 static int load_data(fresnet *w, const tp_wl_params *p, const char *dir, uint64_t split_seed,
                      const int64_t limit[3], char *err, size_t errlen)
 {
-    char at[512];
-    struct stat st;
-    int e = stat(dir, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
-    if (e) {
-        snprintf(err, errlen,
-                 "%s: the Fashion-MNIST directory %s: %s; install the Debian package " FR_PACKAGE
-                 " (apt-get install " FR_PACKAGE "), which puts the files in " FR_DEFAULT_DIR
-                 ", or point data.dir at a directory holding train-images-idx3-ubyte.gz, "
-                 "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and "
-                 "t10k-labels-idx1-ubyte.gz",
-                 tp_wl_option_where(p, "data.dir", at, sizeof at), dir,
-                 e == ENOENT ? "does not exist" : strerror(e));
-        return TP_ENOENT;
-    }
-    tp_idx ti = {0}, tl = {0}, si = {0}, sl = {0};
-    int rc;
-    if ((rc = load_file(p, dir, "train-images-idx3-ubyte.gz", 3, &ti, err, errlen)) ||
-        (rc = load_file(p, dir, "train-labels-idx1-ubyte.gz", 1, &tl, err, errlen)) ||
-        (rc = load_file(p, dir, "t10k-images-idx3-ubyte.gz", 3, &si, err, errlen)) ||
-        (rc = load_file(p, dir, "t10k-labels-idx1-ubyte.gz", 1, &sl, err, errlen)) ||
-        (rc = check_pair(dir, "train", &ti, &tl, FR_TRAIN_ALL, err, errlen)) ||
-        (rc = check_pair(dir, "t10k", &si, &sl, FR_TEST, err, errlen)))
-        goto done;
-
-    uint64_t full[3] = {FR_TRAIN_ALL - FR_VALIDATION, FR_VALIDATION, FR_TEST};
-    uint64_t size[3];
-    for (int s = 0; s < 3; s++)
-        size[s] = limit[s] ? (uint64_t)limit[s] : full[s];
-    static const char *const limit_keys[3] = {"data.train_limit", "data.validation_limit",
-                                              "data.test_limit"};
-    for (int s = 0; s < 3; s++)
-        if (size[s] > full[s]) {
-            snprintf(err, errlen, "%s: %llu is more than the %llu examples of the split",
-                     tp_wl_option_where(p, limit_keys[s], at, sizeof at),
-                     (unsigned long long)size[s], (unsigned long long)full[s]);
-            rc = TP_ECONFIG;
-            goto done;
-        }
-
-    uint64_t total = size[0] + size[1] + size[2];
-    w->images = alloc_huge(total * FR_PIXELS);
-    w->labels = malloc(total);
-    uint32_t *perm = malloc(FR_TRAIN_ALL * sizeof *perm);
-    if (!w->images || !w->labels || !perm) {
-        free(perm);
-        snprintf(err, errlen, FR_NAME ": out of memory for the dataset (%llu bytes)",
-                 (unsigned long long)(total * (FR_PIXELS + 1)));
-        rc = TP_ENOMEM;
-        goto done;
-    }
-    for (uint32_t i = 0; i < FR_TRAIN_ALL; i++)
-        perm[i] = i;
-    tp_rng r;
-    tp_rng_seed(&r, split_seed);
-    tp_rng_shuffle_u32(&r, perm, FR_TRAIN_ALL);
-
-    /* Rows in split order: train = perm[0, 50000), validation = perm[50000, 60000). */
-    uint64_t row = 0;
-    const uint32_t *src_rows[2] = {perm, perm + full[0]};
-    for (int s = 0; s < 3; s++) {
-        w->img[s] = w->images + row * FR_PIXELS;
-        w->lab[s] = w->labels + row;
-        for (uint64_t i = 0; i < size[s]; i++, row++) {
-            uint64_t src = s < 2 ? src_rows[s][i] : i;
-            const tp_idx *img = s < 2 ? &ti : &si, *lab = s < 2 ? &tl : &sl;
-            memcpy(w->images + row * FR_PIXELS, img->data + src * FR_PIXELS, FR_PIXELS);
-            w->labels[row] = lab->data[src];
-        }
-        w->base.split_size[s] = size[s];
-    }
-    free(perm);
-    rc = 0;
-done:
-    tp_idx_free(&ti);
-    tp_idx_free(&tl);
-    tp_idx_free(&si);
-    tp_idx_free(&sl);
+    int rc = tp_fmnist_data_load(&w->data, p, w->base.name, dir, split_seed, limit, err, errlen);
+    for (int s = 0; rc == 0 && s < 3; s++)
+        w->base.split_size[s] = w->data.size[s];
     return rc;
-}
-
-#define FR_PREFETCH 4 /* rows */
-
-static inline void prefetch_row(const uint8_t *row)
-{
-    for (int k = 0; k < FR_PIXELS; k += 64)
-        __builtin_prefetch(row + k);
 }
 
 /* x (n, 28, 28, 1) = standardised pixels of rows idx[i] (or first + i when idx is NULL). */
 static void gather(float *x, const uint8_t *img, const uint32_t *idx, uint64_t first, uint32_t n)
 {
     const float a = 1.0f / (255.0f * FR_PIXEL_STD), b = -FR_PIXEL_MEAN / FR_PIXEL_STD;
-    for (uint32_t i = 0; idx && i < FR_PREFETCH && i < n; i++)
-        prefetch_row(img + idx[i] * (uint64_t)FR_PIXELS);
+    for (uint32_t i = 0; idx && i < TP_FMNIST_PREFETCH && i < n; i++)
+        tp_fmnist_prefetch_row(img + idx[i] * (uint64_t)FR_PIXELS);
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *src = img + (idx ? idx[i] : first + i) * (uint64_t)FR_PIXELS;
         float *dst = x + (uint64_t)i * FR_PIXELS;
-        if (idx && i + FR_PREFETCH < n)
-            prefetch_row(img + idx[i + FR_PREFETCH] * (uint64_t)FR_PIXELS);
+        if (idx && i + TP_FMNIST_PREFETCH < n)
+            tp_fmnist_prefetch_row(img + idx[i + TP_FMNIST_PREFETCH] * (uint64_t)FR_PIXELS);
         for (int j = 0; j < FR_PIXELS; j++)
             dst[j] = (float)src[j] * a + b;
     }
@@ -344,8 +204,8 @@ static int run_chunk(fresnet *w, const chunk_args *a, tp_tensor **per, tp_tensor
     tp_tensor *x = tp_tensor_new(g, 4, (uint32_t[]){a->n, FR_SIDE, FR_SIDE, 1}, 0);
     int32_t *labels = tp_graph_alloc(g, a->n * sizeof *labels); /* (n) */
     if (x && labels) {
-        gather(x->data, w->img[a->split], a->idx, a->first, a->n);
-        const uint8_t *lab = w->lab[a->split];
+        gather(x->data, w->data.img[a->split], a->idx, a->first, a->n);
+        const uint8_t *lab = w->data.lab[a->split];
         for (uint32_t i = 0; i < a->n; i++)
             labels[i] = lab[a->idx ? a->idx[i] : a->first + i];
     }
@@ -508,7 +368,7 @@ static int fr_evaluate(tp_workload *base, const float *params, tp_split split, t
         int rc = run_chunk(w, &a, &per, &logits, err, errlen);
         if (rc)
             return rc;
-        const uint8_t *lab = w->lab[split] + start;
+        const uint8_t *lab = w->data.lab[split] + start;
         for (uint32_t i = 0; i < m; i++) {
             const float *z = logits->data + (uint64_t)i * FR_CLASSES; /* (10) */
             int best = 0;
@@ -532,8 +392,7 @@ static void fr_free(tp_workload *base)
         return;
     tp_graph_free(w->g);
     free(w->bn_state);
-    free(w->images);
-    free(w->labels);
+    tp_fmnist_data_free(&w->data);
     free(w);
 }
 

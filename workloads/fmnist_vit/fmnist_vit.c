@@ -60,20 +60,16 @@
  * Not here: targets, budget and the variants' settings (fmnist_vit.cfg, read by the host); data
  * augmentation (none, like fmnist_mlp); attention dropout.
  */
-#define _DEFAULT_SOURCE /* madvise, MADV_HUGEPAGE */
 #include "workloads/fmnist_vit/fmnist_vit.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 
 #include "core/nn/nn.h"
 #include "core/nn/rng.h"
-#include "workloads/common/idx.h"
+#include "workloads/common/fmnist_data.h"
 #include "workloads/common/options.h"
 
 #define FV_NAME        "fmnist_vit"
@@ -126,10 +122,7 @@ typedef struct vit {
     uint32_t width, depth, heads, mlp_dim, rep_size;
     int glu, post_ln, map, learned_pos;
     /* Data. */
-    uint8_t *images;             /* (train + validation + test, 784), split by split */
-    uint8_t *labels;             /* (train + validation + test) */
-    const uint8_t *img[3];       /* (split_size, 784) per tp_split */
-    const uint8_t *lab[3];       /* (split_size) */
+    tp_fmnist_data data;         /* the images and labels, split by split */
     uint32_t pix_dst[FV_PIXELS]; /* pixel r * 28 + c -> its place in the (T, P * P) rows */
     float *posemb_fixed;         /* (T, D) sin-cos table, or NULL when learned */
     /* Parameters: the table and where each part of the model is in it. */
@@ -155,147 +148,14 @@ static const char *const posemb_names[] = {"learned", "sincos2d", NULL};
 /* ---------------------------------------------------------------------------------------- */
 /* Data (as fmnist_mlp's) */
 
-static int load_file(const tp_wl_params *p, const char *dir, const char *file, uint32_t ndim,
-                     tp_idx *out, char *err, size_t errlen)
-{
-    char path[4096], at[512], msg[4400];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    int rc = tp_idx_read_u8(path, ndim, out, msg, sizeof msg);
-    if (rc == TP_ENOENT)
-        snprintf(err, errlen,
-                 "%s: %s; the Fashion-MNIST files come with the Debian package " FV_PACKAGE
-                 " (apt-get install " FV_PACKAGE ")",
-                 tp_wl_option_where(p, "data.dir", at, sizeof at), msg);
-    else if (rc)
-        snprintf(err, errlen, "%s: %s", tp_wl_option_where(p, "data.dir", at, sizeof at), msg);
-    return rc;
-}
-
-/* Check an images / labels pair: n images of 28 x 28, n labels < 10. */
-static int check_pair(const char *dir, const char *what, const tp_idx *img, const tp_idx *lab,
-                      uint32_t n, char *err, size_t errlen)
-{
-    if (img->dims[0] != n || img->dims[1] != FV_SIDE || img->dims[2] != FV_SIDE ||
-        lab->dims[0] != n) {
-        snprintf(err, errlen,
-                 "%s: the %s files hold %u images of %u x %u and %u labels; Fashion-MNIST has "
-                 "%u of 28 x 28 (reinstall " FV_PACKAGE "?)",
-                 dir, what, img->dims[0], img->dims[1], img->dims[2], lab->dims[0], n);
-        return TP_EDATA;
-    }
-    for (uint32_t i = 0; i < n; i++)
-        if (lab->data[i] >= FV_CLASSES) {
-            snprintf(err, errlen, "%s: %s label %u is %u, not a class in [0, 10)", dir, what, i,
-                     lab->data[i]);
-            return TP_EDATA;
-        }
-    return 0;
-}
-
-/* Batches read random rows of the image array: back it with 2 MB pages where the kernel
- * offers them, so a row costs a cache miss and not also a TLB miss. */
-static void *alloc_huge(size_t bytes)
-{
-    const size_t huge = (size_t)2 << 20;
-    size_t size = (bytes + huge - 1) / huge * huge;
-    void *p = aligned_alloc(huge, size);
-#ifdef MADV_HUGEPAGE
-    if (p)
-        madvise(p, size, MADV_HUGEPAGE); /* advice only: failure changes nothing */
-#endif
-    return p;
-}
-
-/* Decode the four files, split, apply the limits. */
+/* The shared loader (workloads/common/fmnist_data.c), and the split sizes it gives. */
 static int load_data(vit *w, const tp_wl_params *p, const char *dir, uint64_t split_seed,
                      const int64_t limit[3], char *err, size_t errlen)
 {
-    char at[512];
-    struct stat st;
-    int e = stat(dir, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
-    if (e) {
-        snprintf(err, errlen,
-                 "%s: the Fashion-MNIST directory %s: %s; install the Debian package " FV_PACKAGE
-                 " (apt-get install " FV_PACKAGE "), which puts the files in " FV_DEFAULT_DIR
-                 ", or point data.dir at a directory holding train-images-idx3-ubyte.gz, "
-                 "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and "
-                 "t10k-labels-idx1-ubyte.gz",
-                 tp_wl_option_where(p, "data.dir", at, sizeof at), dir,
-                 e == ENOENT ? "does not exist" : strerror(e));
-        return TP_ENOENT;
-    }
-    tp_idx ti = {0}, tl = {0}, si = {0}, sl = {0};
-    int rc;
-    if ((rc = load_file(p, dir, "train-images-idx3-ubyte.gz", 3, &ti, err, errlen)) ||
-        (rc = load_file(p, dir, "train-labels-idx1-ubyte.gz", 1, &tl, err, errlen)) ||
-        (rc = load_file(p, dir, "t10k-images-idx3-ubyte.gz", 3, &si, err, errlen)) ||
-        (rc = load_file(p, dir, "t10k-labels-idx1-ubyte.gz", 1, &sl, err, errlen)) ||
-        (rc = check_pair(dir, "train", &ti, &tl, FV_TRAIN_ALL, err, errlen)) ||
-        (rc = check_pair(dir, "t10k", &si, &sl, FV_TEST, err, errlen)))
-        goto done;
-
-    uint64_t full[3] = {FV_TRAIN_ALL - FV_VALIDATION, FV_VALIDATION, FV_TEST};
-    uint64_t size[3];
-    for (int s = 0; s < 3; s++)
-        size[s] = limit[s] ? (uint64_t)limit[s] : full[s];
-    static const char *const limit_keys[3] = {"data.train_limit", "data.validation_limit",
-                                              "data.test_limit"};
-    for (int s = 0; s < 3; s++)
-        if (size[s] > full[s]) {
-            snprintf(err, errlen, "%s: %llu is more than the %llu examples of the split",
-                     tp_wl_option_where(p, limit_keys[s], at, sizeof at),
-                     (unsigned long long)size[s], (unsigned long long)full[s]);
-            rc = TP_ECONFIG;
-            goto done;
-        }
-
-    uint64_t total = size[0] + size[1] + size[2];
-    w->images = alloc_huge(total * FV_PIXELS);
-    w->labels = malloc(total);
-    uint32_t *perm = malloc(FV_TRAIN_ALL * sizeof *perm);
-    if (!w->images || !w->labels || !perm) {
-        free(perm);
-        snprintf(err, errlen, FV_NAME ": out of memory for the dataset (%llu bytes)",
-                 (unsigned long long)(total * (FV_PIXELS + 1)));
-        rc = TP_ENOMEM;
-        goto done;
-    }
-    for (uint32_t i = 0; i < FV_TRAIN_ALL; i++)
-        perm[i] = i;
-    tp_rng r;
-    tp_rng_seed(&r, split_seed);
-    tp_rng_shuffle_u32(&r, perm, FV_TRAIN_ALL);
-
-    /* Rows in split order: train = perm[0, 50000), validation = perm[50000, 60000). */
-    uint64_t row = 0;
-    const uint32_t *src_rows[2] = {perm, perm + full[0]};
-    for (int s = 0; s < 3; s++) {
-        w->img[s] = w->images + row * FV_PIXELS;
-        w->lab[s] = w->labels + row;
-        for (uint64_t i = 0; i < size[s]; i++, row++) {
-            uint64_t src = s < 2 ? src_rows[s][i] : i;
-            const tp_idx *img = s < 2 ? &ti : &si, *lab = s < 2 ? &tl : &sl;
-            memcpy(w->images + row * FV_PIXELS, img->data + src * FV_PIXELS, FV_PIXELS);
-            w->labels[row] = lab->data[src];
-        }
-        w->base.split_size[s] = size[s];
-    }
-    free(perm);
-    rc = 0;
-done:
-    tp_idx_free(&ti);
-    tp_idx_free(&tl);
-    tp_idx_free(&si);
-    tp_idx_free(&sl);
+    int rc = tp_fmnist_data_load(&w->data, p, w->base.name, dir, split_seed, limit, err, errlen);
+    for (int s = 0; rc == 0 && s < 3; s++)
+        w->base.split_size[s] = w->data.size[s];
     return rc;
-}
-
-#define FV_PREFETCH 4 /* rows */
-
-static inline void prefetch_row(const uint8_t *row)
-{
-    for (int k = 0; k < FV_PIXELS; k += 64)
-        __builtin_prefetch(row + k);
 }
 
 /* x (n, T, P * P) = the standardised pixels of rows idx[i] (or first + i when idx is NULL),
@@ -305,13 +165,13 @@ static void gather(const vit *w, float *x, const uint8_t *img, const uint32_t *i
 {
     const float a = 1.0f / (255.0f * FV_PIXEL_STD), b = -FV_PIXEL_MEAN / FV_PIXEL_STD;
     const uint32_t *dst_of = w->pix_dst;
-    for (uint32_t i = 0; idx && i < FV_PREFETCH && i < n; i++)
-        prefetch_row(img + idx[i] * (uint64_t)FV_PIXELS);
+    for (uint32_t i = 0; idx && i < TP_FMNIST_PREFETCH && i < n; i++)
+        tp_fmnist_prefetch_row(img + idx[i] * (uint64_t)FV_PIXELS);
     for (uint32_t i = 0; i < n; i++) {
         const uint8_t *src = img + (idx ? idx[i] : first + i) * (uint64_t)FV_PIXELS;
         float *dst = x + (uint64_t)i * FV_PIXELS;
-        if (idx && i + FV_PREFETCH < n)
-            prefetch_row(img + idx[i + FV_PREFETCH] * (uint64_t)FV_PIXELS);
+        if (idx && i + TP_FMNIST_PREFETCH < n)
+            tp_fmnist_prefetch_row(img + idx[i + TP_FMNIST_PREFETCH] * (uint64_t)FV_PIXELS);
         for (int j = 0; j < FV_PIXELS; j++)
             dst[dst_of[j]] = (float)src[j] * a + b;
     }
@@ -582,8 +442,8 @@ static int run_chunk(vit *w, const chunk_args *a, tp_tensor **per, tp_tensor **l
     tp_tensor *x = tp_tensor_new(g, 3, (uint32_t[]){a->n, w->tokens, w->patch_pixels}, 0);
     int32_t *labels = tp_graph_alloc(g, a->n * sizeof *labels); /* (n) */
     if (x && labels) {
-        gather(w, x->data, w->img[a->split], a->idx, a->first, a->n);
-        const uint8_t *lab = w->lab[a->split];
+        gather(w, x->data, w->data.img[a->split], a->idx, a->first, a->n);
+        const uint8_t *lab = w->data.lab[a->split];
         for (uint32_t i = 0; i < a->n; i++)
             labels[i] = lab[a->idx ? a->idx[i] : a->first + i];
     }
@@ -749,7 +609,7 @@ static int fv_evaluate(tp_workload *base, const float *params, tp_split split, t
         int rc = run_chunk(w, &a, &per, &logits, err, errlen);
         if (rc)
             return rc;
-        const uint8_t *lab = w->lab[split] + start;
+        const uint8_t *lab = w->data.lab[split] + start;
         for (uint32_t i = 0; i < m; i++) {
             const float *z = logits->data + (uint64_t)i * FV_CLASSES; /* (10) */
             int best = 0;
@@ -772,8 +632,7 @@ static void fv_free(tp_workload *base)
     if (!w)
         return;
     tp_graph_free(w->g);
-    free(w->images);
-    free(w->labels);
+    tp_fmnist_data_free(&w->data);
     free(w->posemb_fixed);
     free(w);
 }
