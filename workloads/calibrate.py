@@ -160,10 +160,17 @@ def finished(db_path, name, variant, seed, opt, hparams):
         return None
     with sqlite3.connect(db_path) as db:
         signed = seed - 2**64 if seed >= 2**63 else seed  # as SQLite stores a uint64
-        rows = db.execute("SELECT id, hparams FROM trials WHERE workload = ? AND variant = ? AND "
-                          "seed = ? AND optimizer = ? AND status != 'running' ORDER BY id DESC",
-                          (name, variant, signed, opt)).fetchall()
-    return next((r[0] for r in rows if json.loads(r[1]) == hparams), None)
+        rows = db.execute("SELECT id, hparams, message FROM trials WHERE workload = ? AND "
+                          "variant = ? AND seed = ? AND optimizer = ? AND status != 'running' "
+                          "ORDER BY id DESC", (name, variant, signed, opt)).fetchall()
+    return next((r[0] for r in rows if json.loads(r[1]) == hparams and not interrupted(r[2])),
+                None)
+
+
+def interrupted(message):
+    """A trial whose worker was stopped from outside (an interrupted calibration: Ctrl-C, a
+    kill of the process group) ran no verdict on its configuration: it is run again."""
+    return re.search(r"killed by signal \d+ \((SIGTERM|SIGINT|SIGHUP)", message) is not None
 
 
 def run_all(a, jobs):
