@@ -417,7 +417,8 @@ static int cmd_run_as(int argc, char **argv, int sharpness)
 
     char ttt[32];
     fmt_time(res.time_to_target, ttt, sizeof ttt);
-    double sub = spec->clock == TP_CLOCK_CPU ? res.submission_time_cpu : res.submission_time_wall;
+    double sub = tp_clock_submission_time((int)spec->clock, res.steps, res.submission_time_wall,
+                                          res.submission_time_cpu);
     printf("%s (schedule %s, selection %s, seed %llu)\n", label, meta.schedule, meta.selection,
            (unsigned long long)spec->seed);
     switch (res.status) {
@@ -895,7 +896,8 @@ static int print_trial(const tp_trial_summary *t, void *ud)
     (void)ud;
     char ttt[32];
     fmt_time(t->time_to_target, ttt, sizeof ttt);
-    double sub = t->submission_time_wall;
+    double sub = tp_clock_submission_time(tp_clock_kind_parse(t->clock), t->steps,
+                                          t->submission_time_wall, t->submission_time_cpu);
     printf("%5lld  %-12s %-12s %-14s %-9s %9s %9.4f %8llu %8.0f  %s\n", (long long)t->id,
            t->workload, t->optimizer, t->schedule, tp_trial_status_name(t->status), ttt,
            t->best_validation_metric, (unsigned long long)t->steps,

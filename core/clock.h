@@ -8,6 +8,8 @@
 #ifndef TP_CORE_CLOCK_H
 #define TP_CORE_CLOCK_H
 
+#include <stdint.h>
+
 typedef enum tp_clock_kind {
     TP_CLOCK_WALL = 0,
     TP_CLOCK_CPU = 1,
@@ -38,6 +40,14 @@ double tp_clock_cpu_now(void);
 static inline double tp_time_pick(const tp_time *t, tp_clock_kind k)
 {
     return k == TP_CLOCK_CPU ? t->cpu : t->wall;
+}
+/* A trial's submission time on clock k (any other value: wall) from what the results keep:
+ * the steps clock's virtual seconds, else the CPU or wall seconds. */
+static inline double tp_clock_submission_time(int k, uint64_t steps, double wall, double cpu)
+{
+    return k == TP_CLOCK_STEPS ? (double)steps * TP_CLOCK_STEP_SECONDS
+           : k == TP_CLOCK_CPU ? cpu
+                               : wall;
 }
 const char *tp_clock_kind_name(tp_clock_kind k); /* "wall" / "cpu" / "steps" */
 /* Parse "wall" / "cpu" / "steps"; -1 when none. */

@@ -246,6 +246,26 @@ static void test_same_seed_same_numbers(void **state)
     assert_true(v[0].e[1].validation_loss != v[2].e[1].validation_loss);
 }
 
+/* On the steps clock the summaries count the virtual seconds (1 ms a step), not the wall's. */
+static void test_steps_clock_summary(void **state)
+{
+    (void)state;
+    char res[512];
+    results_dir(res, sizeof res, "steps");
+    const char *args[] = {
+        "--workload",       "fmnist_mlp", "--optimizer", "sgd",         SUBSET, "--set",
+        "eval_period=1000", "--clock",    "steps",       "--max-steps", "40",   NULL};
+    assert_int_equal(trainperf(res, args), 0);
+    if (!output_contains("40 steps in 0.04 s (steps clock), 1000 steps/s"))
+        show_output();
+    assert_true(output_contains("40 steps in 0.04 s (steps clock), 1000 steps/s"));
+    char *const list[] = {"results", res, NULL};
+    assert_int_equal(tool(list), 0);
+    if (!output_contains("      40     1000  "))
+        show_output();
+    assert_true(output_contains("      40     1000  "));
+}
+
 static void test_failures_are_recorded(void **state)
 {
     (void)state;
@@ -354,6 +374,7 @@ int main(void)
         cmocka_unit_test(test_reaches_loose_target),
         cmocka_unit_test(test_budget_stop),
         cmocka_unit_test(test_same_seed_same_numbers),
+        cmocka_unit_test(test_steps_clock_summary),
         cmocka_unit_test(test_failures_are_recorded),
         cmocka_unit_test(test_watchdog_kills_hung_worker),
         cmocka_unit_test(test_check_command),
