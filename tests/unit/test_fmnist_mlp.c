@@ -19,73 +19,28 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <cmocka.h>
 
 #include "core/nn/nn.h"
 #include "core/nn/workload.h"
+#include "tp_wltest.h"
 
 #define DATA_DIR "/usr/share/datasets/fashion-mnist"
 #define CFG      "fmnist_test.cfg"
-
-static int have_data(void)
-{
-    struct stat st;
-    return stat(DATA_DIR "/train-images-idx3-ubyte.gz", &st) == 0;
-}
-
-#define REQUIRE_DATA()                                                                             \
-    do {                                                                                           \
-        if (!have_data()) {                                                                        \
-            print_message("skipped: " DATA_DIR " missing (install dataset-fashion-mnist)\n");      \
-            skip();                                                                                \
-        }                                                                                          \
-    } while (0)
-
-/* Create fmnist_mlp from options; returns the code, *w on success. */
-static int create(const tp_wl_option *opts, size_t n, tp_workload **w, char *err, size_t errlen)
-{
-    const tp_workload_desc *d = tp_workload_find("fmnist_mlp");
-    assert_non_null(d);
-    tp_wl_params p = {CFG, opts, n};
-    return d->create(&p, w, err, errlen);
-}
-
-static tp_workload *create_ok(const tp_wl_option *opts, size_t n)
-{
-    char err[1024];
-    tp_workload *w = NULL;
-    int rc = create(opts, n, &w, err, sizeof err);
-    if (rc)
-        fail_msg("create: %s (%s)", err, tp_err_name(rc));
-    return w;
-}
+#define WL       "fmnist_mlp"
 
 /* The shared small instance: 2000 train, 1000 validation, 500 test. */
 static tp_workload *small;
 
 static int setup_small(void **state)
 {
-    if (!have_data())
-        return 0;
-    tp_wl_option o[] = {
-        {"data.train_limit", NULL, 2000, 4},
-        {"data.validation_limit", NULL, 1000, 5},
-        {"data.test_limit", NULL, 500, 6},
-    };
-    char err[1024];
-    int rc = create(o, 3, &small, err, sizeof err);
-    if (rc)
-        print_message("setup: %s\n", err);
-    return rc;
+    return tp_wltest_create_fmnist_small(WL, CFG, DATA_DIR, &small);
 }
 
 static int teardown_small(void **state)
 {
-    if (small)
-        small->vt->free(small);
-    small = NULL;
+    tp_wltest_free(&small);
     return 0;
 }
 
@@ -110,7 +65,7 @@ static void test_registry(void **state)
 
 static void test_sizes_and_tensors(void **state)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     tp_workload *w = small;
     assert_string_equal(w->name, "fmnist_mlp");
     assert_string_equal(w->metric, "accuracy");
@@ -143,7 +98,7 @@ static void test_sizes_and_tensors(void **state)
 
 static void test_init_params(void **state)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     tp_workload *w = small;
     char err[512];
     float *a = tp_params_alloc(w->num_params), *b = tp_params_alloc(w->num_params);
@@ -173,33 +128,33 @@ static void test_option_errors(void **state)
     tp_workload *w = NULL;
 
     tp_wl_option bad_key[] = {{"data.dir", DATA_DIR, 0, 3}, {"data.bogus", NULL, 1, 7}};
-    assert_int_equal(create(bad_key, 2, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, bad_key, 2, &w, err, sizeof err), TP_ECONFIG);
     print_message("unknown key: %s\n", err);
     assert_non_null(strstr(err, CFG ":7: data.bogus"));
     assert_null(w);
 
     tp_wl_option bad_type[] = {{"model.hidden_width", "wide", 0, 9}};
-    assert_int_equal(create(bad_type, 1, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, bad_type, 1, &w, err, sizeof err), TP_ECONFIG);
     print_message("wrong type: %s\n", err);
     assert_non_null(strstr(err, CFG ":9: model.hidden_width"));
 
     tp_wl_option bad_range[] = {{"model.depth", NULL, 2.5, 10}};
-    assert_int_equal(create(bad_range, 1, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, bad_range, 1, &w, err, sizeof err), TP_ECONFIG);
     assert_non_null(strstr(err, CFG ":10: model.depth"));
 
     tp_wl_option bad_choice[] = {{"model.activation", "swish", 0, 11}};
-    assert_int_equal(create(bad_choice, 1, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, bad_choice, 1, &w, err, sizeof err), TP_ECONFIG);
     print_message("bad choice: %s\n", err);
     assert_non_null(strstr(err, CFG ":11: model.activation"));
     assert_non_null(strstr(err, "\"gelu\""));
 
     tp_wl_option bad_loss[] = {{"model.loss", NULL, 1, 12}};
-    assert_int_equal(create(bad_loss, 1, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, bad_loss, 1, &w, err, sizeof err), TP_ECONFIG);
     assert_non_null(strstr(err, CFG ":12: model.loss"));
 
     /* Given on the command line (line 0). */
     tp_wl_option cli[] = {{"model.widht", NULL, 3, 0}};
-    assert_int_equal(create(cli, 1, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, cli, 1, &w, err, sizeof err), TP_ECONFIG);
     print_message("command line: %s\n", err);
     assert_non_null(strstr(err, "model.widht"));
     assert_non_null(strstr(err, "command line"));
@@ -210,7 +165,7 @@ static void test_missing_dataset(void **state)
     char err[2048];
     tp_workload *w = NULL;
     tp_wl_option nodir[] = {{"data.dir", "/nonexistent/fashion-mnist", 0, 3}};
-    int rc = create(nodir, 1, &w, err, sizeof err);
+    int rc = tp_wltest_create(WL, CFG, nodir, 1, &w, err, sizeof err);
     print_message("missing dir: %s\n", err);
     assert_int_equal(rc, TP_ENOENT);
     assert_null(w);
@@ -220,7 +175,7 @@ static void test_missing_dataset(void **state)
 
     /* A directory without the files. */
     tp_wl_option nofiles[] = {{"data.dir", TP_TEST_SOURCE_DIR "/tests", 0, 3}};
-    rc = create(nofiles, 1, &w, err, sizeof err);
+    rc = tp_wltest_create(WL, CFG, nofiles, 1, &w, err, sizeof err);
     print_message("missing files: %s\n", err);
     assert_int_equal(rc, TP_ENOENT);
     assert_non_null(strstr(err, "dataset-fashion-mnist"));
@@ -229,18 +184,18 @@ static void test_missing_dataset(void **state)
 
 static void test_limit_too_large(void **state)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     char err[1024];
     tp_workload *w = NULL;
     tp_wl_option o[] = {{"data.validation_limit", NULL, 20000, 5}};
-    assert_int_equal(create(o, 1, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, o, 1, &w, err, sizeof err), TP_ECONFIG);
     print_message("limit: %s\n", err);
     assert_non_null(strstr(err, CFG ":5: data.validation_limit"));
 }
 
 static void test_errors_at_call(void **state)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     tp_workload *w = small;
     char err[512];
     float *p = tp_params_alloc(w->num_params), *g = tp_params_alloc(w->num_params);
@@ -271,31 +226,16 @@ static void test_errors_at_call(void **state)
 /* ---------------------------------------------------------------------------------------- */
 /* Gradients */
 
-/* loss(params) in double from the per-example losses. */
-static double loss_at(tp_workload *w, const float *p, const uint32_t *idx, const float *wts,
-                      uint32_t n, const tp_loss_opts *o, uint64_t seed, float *per)
-{
-    char err[512];
-    double loss;
-    int rc = w->vt->loss_and_grad(w, p, idx, wts, n, o, seed, NULL, &loss, per, err, sizeof err);
-    if (rc)
-        fail_msg("loss_and_grad: %s", err);
-    double s = 0.0;
-    for (uint32_t i = 0; i < n; i++)
-        s += (wts ? wts[i] : 1.0) * per[i];
-    return s / n;
-}
-
 static void grad_check(const char *activation, const char *lossname, float smoothing, float dropout,
                        double tol)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     tp_wl_option o[] = {
         {"data.train_limit", NULL, 200, 1},     {"data.validation_limit", NULL, 10, 2},
         {"data.test_limit", NULL, 10, 3},       {"model.hidden_width", NULL, 24, 4},
         {"model.activation", activation, 0, 5}, {"model.loss", lossname, 0, 6},
     };
-    tp_workload *w = create_ok(o, 6);
+    tp_workload *w = tp_wltest_create_ok(WL, CFG, o, 6);
     char err[512];
     float *p = tp_params_alloc(w->num_params), *g = tp_params_alloc(w->num_params);
     assert_int_equal(w->vt->init_params(w, 3, p, err, sizeof err), 0);
@@ -310,7 +250,7 @@ static void grad_check(const char *activation, const char *lossname, float smoot
     double loss;
     assert_int_equal(
         w->vt->loss_and_grad(w, p, idx, wts, B, &opts, 77, g, &loss, per, err, sizeof err), 0);
-    assert_true(fabs(loss - loss_at(w, p, idx, wts, B, &opts, 77, per)) < 1e-6);
+    assert_true(fabs(loss - tp_wltest_loss_at(w, p, idx, wts, B, &opts, 77, per)) < 1e-6);
 
     tp_rng r;
     tp_rng_seed(&r, 11);
@@ -325,9 +265,9 @@ static void grad_check(const char *activation, const char *lossname, float smoot
             float v = p[j];
             float vp = (float)(v + eps), vm = (float)(v - eps);
             p[j] = vp;
-            double lp = loss_at(w, p, idx, wts, B, &opts, 77, per);
+            double lp = tp_wltest_loss_at(w, p, idx, wts, B, &opts, 77, per);
             p[j] = vm;
-            double lm = loss_at(w, p, idx, wts, B, &opts, 77, per);
+            double lm = tp_wltest_loss_at(w, p, idx, wts, B, &opts, 77, per);
             p[j] = v;
             double num = (lp - lm) / ((double)vp - (double)vm);
             double a = g[j];
@@ -355,14 +295,14 @@ static void grad_check(const char *activation, const char *lossname, float smoot
 static void test_standardize_pixel(void **state)
 {
     (void)state;
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     tp_wl_option o[] = {
         {"data.train_limit", NULL, 1000, 1}, {"data.validation_limit", NULL, 100, 2},
         {"data.test_limit", NULL, 100, 3},   {"model.depth", NULL, 0, 4},
         {"model.loss", "mse", 0, 5},         {"data.standardize", "pixel", 0, 6},
     };
     for (int pixel = 0; pixel < 2; pixel++) {
-        tp_workload *w = create_ok(o, pixel ? 6 : 5);
+        tp_workload *w = tp_wltest_create_ok(WL, CFG, o, pixel ? 6 : 5);
         float *params = calloc(w->num_params, sizeof *params);
         float *grad = malloc(w->num_params * sizeof *grad);
         uint32_t *idx = malloc(1000 * sizeof *idx);
@@ -415,7 +355,7 @@ static void test_grad_mlp_relu_xent(void **state)
 
 static void test_determinism(void **state)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     tp_workload *w = small;
     char err[512];
     uint64_t n = w->num_params;
@@ -470,66 +410,19 @@ static void test_determinism(void **state)
 
 static void test_weights_and_chunks(void **state)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     tp_workload *w = small;
     char err[512];
-    uint64_t n = w->num_params;
-    float *p = tp_params_alloc(n), *g = tp_params_alloc(n), *ga = tp_params_alloc(n),
-          *gb = tp_params_alloc(n);
+    float *p = tp_params_alloc(w->num_params);
     assert_int_equal(w->vt->init_params(w, 2, p, err, sizeof err), 0);
-    /* A batch larger than one chunk (2048 rows), indices repeating. */
-    enum { N = 3000, H = 1500 };
-    static uint32_t idx[N];
-    static float wts[N], per[N], per_a[H];
-    for (int i = 0; i < N; i++) {
-        idx[i] = (uint32_t)((i * 7919) % 2000);
-        wts[i] = (float)(i % 3);
-    }
-    double l, la, lb;
-    assert_int_equal(w->vt->loss_and_grad(w, p, idx, wts, N, NULL, 0, g, &l, per, err, sizeof err),
-                     0);
-    assert_int_equal(
-        w->vt->loss_and_grad(w, p, idx, wts, H, NULL, 0, ga, &la, per_a, err, sizeof err), 0);
-    assert_int_equal(
-        w->vt->loss_and_grad(w, p, idx + H, wts + H, H, NULL, 0, gb, &lb, NULL, err, sizeof err),
-        0);
-    /* The loss is the mean of w_i l_i; per-example losses are unweighted. */
-    double s = 0.0;
-    for (int i = 0; i < N; i++)
-        s += (double)wts[i] * per[i];
-    assert_true(fabs(l - s / N) < 1e-9);
-    assert_true(fabs(l - 0.5 * (la + lb)) < 1e-6 * fabs(l));
-    for (int i = 0; i < H; i++)
-        assert_true(fabsf(per[i] - per_a[i]) <= 1e-5f * fabsf(per[i]));
-    double max_diff = 0.0, max_g = 0.0;
-    for (uint64_t i = 0; i < n; i++) {
-        max_diff = fmax(max_diff, fabs(g[i] - 0.5 * ((double)ga[i] + gb[i])));
-        max_g = fmax(max_g, fabs(g[i]));
-    }
-    print_message("chunked gradient vs two halves: max difference %.3g (max |g| %.3g)\n", max_diff,
-                  max_g);
-    assert_true(max_diff < 1e-5 * max_g);
-    /* evaluate on the training split agrees with loss_and_grad over all of it. */
-    static uint32_t all[2000];
-    static float per_all[2000];
-    for (int i = 0; i < 2000; i++)
-        all[i] = (uint32_t)i;
-    assert_int_equal(
-        w->vt->loss_and_grad(w, p, all, NULL, 2000, NULL, 0, NULL, &l, per_all, err, sizeof err),
-        0);
-    tp_eval_result ev;
-    assert_int_equal(w->vt->evaluate(w, p, TP_SPLIT_TRAIN, &ev, err, sizeof err), 0);
-    assert_int_equal(ev.examples, 2000);
-    assert_true(fabs(ev.loss - l) < 1e-5 * l);
+    /* A batch of 3000, larger than one chunk (2048 rows), indices repeating, halves of 1500. */
+    tp_wltest_check_chunks(w, p, 3000, 1500, 2000, 1e-9, 0.0, NULL);
     tp_params_free(p);
-    tp_params_free(g);
-    tp_params_free(ga);
-    tp_params_free(gb);
 }
 
 static void test_sgd_learns(void **state)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     tp_workload *w = small;
     char err[512];
     uint64_t n = w->num_params;
@@ -568,7 +461,7 @@ static void test_sgd_learns(void **state)
 
 static void test_split_seed(void **state)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     /* Another split seed gives another validation set; the test set does not move. */
     tp_wl_option o[] = {
         {"data.train_limit", NULL, 100, 1},
@@ -576,14 +469,14 @@ static void test_split_seed(void **state)
         {"data.test_limit", NULL, 500, 3},
         {"data.split_seed", NULL, 1, 4},
     };
-    tp_workload *w = create_ok(o, 4);
+    tp_workload *w = tp_wltest_create_ok(WL, CFG, o, 4);
     char err[512];
     float *p = tp_params_alloc(w->num_params);
     assert_int_equal(w->vt->init_params(w, 0, p, err, sizeof err), 0);
     tp_wl_option o0[] = {{"data.train_limit", NULL, 100, 1},
                          {"data.validation_limit", NULL, 500, 2},
                          {"data.test_limit", NULL, 500, 3}};
-    tp_workload *w0 = create_ok(o0, 3);
+    tp_workload *w0 = tp_wltest_create_ok(WL, CFG, o0, 3);
     tp_eval_result v1, v0, t1, t0;
     assert_int_equal(w->vt->evaluate(w, p, TP_SPLIT_VALIDATION, &v1, err, sizeof err), 0);
     assert_int_equal(w0->vt->evaluate(w0, p, TP_SPLIT_VALIDATION, &v0, err, sizeof err), 0);

@@ -23,49 +23,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <cmocka.h>
 
 #include "core/config.h"
 #include "core/nn/nn.h"
 #include "core/nn/workload.h"
+#include "tp_wltest.h"
 #include "workloads/fmnist_resnet/fmnist_resnet.h"
 
 #define DATA_DIR "/usr/share/datasets/fashion-mnist"
 #define CFG      "fmnist_resnet_test.cfg"
-
-static int have_data(void)
-{
-    struct stat st;
-    return stat(DATA_DIR "/train-images-idx3-ubyte.gz", &st) == 0;
-}
-
-#define REQUIRE_DATA()                                                                             \
-    do {                                                                                           \
-        if (!have_data()) {                                                                        \
-            print_message("skipped: " DATA_DIR " missing (install dataset-fashion-mnist)\n");      \
-            skip();                                                                                \
-        }                                                                                          \
-    } while (0)
-
-static int create(const tp_wl_option *opts, size_t n, tp_workload **w, char *err, size_t errlen)
-{
-    const tp_workload_desc *d = tp_workload_find("fmnist_resnet");
-    assert_non_null(d);
-    tp_wl_params p = {CFG, opts, n};
-    return d->create(&p, w, err, errlen);
-}
-
-static tp_workload *create_ok(const tp_wl_option *opts, size_t n)
-{
-    char err[1024];
-    tp_workload *w = NULL;
-    int rc = create(opts, n, &w, err, sizeof err);
-    if (rc)
-        fail_msg("create: %s (%s)", err, tp_err_name(rc));
-    return w;
-}
+#define WL       "fmnist_resnet"
 
 /* A tiny network (width 4, 3 stages, 1 block: 28 -> 14 -> 7) on 600 / 300 / 100 examples,
  * plus extra options. */
@@ -80,15 +49,7 @@ static tp_workload *create_tiny(const tp_wl_option *extra, size_t n_extra)
     assert_true(n_extra <= 12);
     if (n_extra)
         memcpy(o + 4, extra, n_extra * sizeof *extra);
-    return create_ok(o, 4 + n_extra);
-}
-
-static const tp_tensor_info *tensor(const tp_workload *w, const char *name)
-{
-    for (uint32_t t = 0; t < w->num_tensors; t++)
-        if (!strcmp(w->tensors[t].name, name))
-            return &w->tensors[t];
-    return NULL;
+    return tp_wltest_create_ok(WL, CFG, o, 4 + n_extra);
 }
 
 /* The shared instance: the base network (width 16) on 2000 train, 1000 validation, 500 test. */
@@ -96,25 +57,12 @@ static tp_workload *small;
 
 static int setup_small(void **state)
 {
-    if (!have_data())
-        return 0;
-    tp_wl_option o[] = {
-        {"data.train_limit", NULL, 2000, 4},
-        {"data.validation_limit", NULL, 1000, 5},
-        {"data.test_limit", NULL, 500, 6},
-    };
-    char err[1024];
-    int rc = create(o, 3, &small, err, sizeof err);
-    if (rc)
-        print_message("setup: %s\n", err);
-    return rc;
+    return tp_wltest_create_fmnist_small(WL, CFG, DATA_DIR, &small);
 }
 
 static int teardown_small(void **state)
 {
-    if (small)
-        small->vt->free(small);
-    small = NULL;
+    tp_wltest_free(&small);
     return 0;
 }
 
@@ -135,7 +83,7 @@ static void test_registry(void **state)
 
 static void test_sizes_and_tensors(void **state)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     tp_workload *w = small;
     assert_string_equal(w->name, "fmnist_resnet");
     assert_int_equal(w->split_size[TP_SPLIT_TRAIN], 2000);
@@ -223,7 +171,7 @@ static int all_equal(const float *p, const tp_tensor_info *t, float v)
 
 static void test_init_params(void **state)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     tp_workload *w = small;
     char err[512];
     float *a = tp_params_alloc(w->num_params), *b = tp_params_alloc(w->num_params);
@@ -233,15 +181,15 @@ static void test_init_params(void **state)
     assert_int_equal(w->vt->init_params(w, 6, b, err, sizeof err), 0);
     assert_memory_not_equal(a, b, w->num_params * sizeof(float));
     /* He normal over fan_in = 3 * 3 * C_in. */
-    const tp_tensor_info *c3 = tensor(w, "stage3.block1.conv2.weight");
+    const tp_tensor_info *c3 = tp_wltest_tensor(w, "stage3.block1.conv2.weight");
     double s = std_of(a, c3), he = sqrt(2.0 / (9.0 * 64.0));
     print_message("stage3.block1.conv2.weight std %.5f (He: %.5f)\n", s, he);
     assert_true(fabs(s - he) < 0.02 * he);
-    const tp_tensor_info *head = tensor(w, "head.weight");
+    const tp_tensor_info *head = tp_wltest_tensor(w, "head.weight");
     s = std_of(a, head);
     print_message("head.weight std %.5f (0.01)\n", s);
     assert_true(fabs(s - 0.01) < 0.15 * 0.01);
-    assert_true(all_equal(a, tensor(w, "head.bias"), 0.0f));
+    assert_true(all_equal(a, tp_wltest_tensor(w, "head.bias"), 0.0f));
     /* Batch-norm scales 1, shifts 0; the last scale of each residual branch 0 (the
      * reference's bn_init_scale). */
     for (uint32_t t = 0; t < w->num_tensors; t++) {
@@ -262,45 +210,45 @@ static void test_option_errors(void **state)
     tp_workload *w = NULL;
 
     tp_wl_option bad_key[] = {{"data.dir", DATA_DIR, 0, 3}, {"model.depth", NULL, 1, 7}};
-    assert_int_equal(create(bad_key, 2, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, bad_key, 2, &w, err, sizeof err), TP_ECONFIG);
     print_message("unknown key: %s\n", err);
     assert_non_null(strstr(err, CFG ":7: model.depth"));
     assert_non_null(strstr(err, "model.blocks"));
     assert_null(w);
 
     tp_wl_option bad_type[] = {{"model.width", "wide", 0, 9}};
-    assert_int_equal(create(bad_type, 1, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, bad_type, 1, &w, err, sizeof err), TP_ECONFIG);
     print_message("wrong type: %s\n", err);
     assert_non_null(strstr(err, CFG ":9: model.width"));
 
     tp_wl_option bad_range[] = {{"model.stages", NULL, 5, 10}};
-    assert_int_equal(create(bad_range, 1, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, bad_range, 1, &w, err, sizeof err), TP_ECONFIG);
     print_message("out of range: %s\n", err);
     assert_non_null(strstr(err, CFG ":10: model.stages"));
 
     tp_wl_option bad_int[] = {{"model.blocks", NULL, 1.5, 11}};
-    assert_int_equal(create(bad_int, 1, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, bad_int, 1, &w, err, sizeof err), TP_ECONFIG);
     assert_non_null(strstr(err, CFG ":11: model.blocks"));
 
     tp_wl_option bad_choice[] = {{"model.activation", "tanh", 0, 12}};
-    assert_int_equal(create(bad_choice, 1, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, bad_choice, 1, &w, err, sizeof err), TP_ECONFIG);
     print_message("bad choice: %s\n", err);
     assert_non_null(strstr(err, CFG ":12: model.activation"));
     assert_non_null(strstr(err, "\"silu\""));
 
     tp_wl_option bad_scale[] = {{"model.bn_init_scale", "large", 0, 13}};
-    assert_int_equal(create(bad_scale, 1, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, bad_scale, 1, &w, err, sizeof err), TP_ECONFIG);
     assert_non_null(strstr(err, CFG ":13: model.bn_init_scale"));
 
     tp_wl_option wide[] = {{"model.width", NULL, 256, 14}, {"model.stages", NULL, 4, 15}};
     w = NULL;
-    assert_int_equal(create(wide, 2, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, wide, 2, &w, err, sizeof err), TP_ECONFIG);
     print_message("too wide: %s\n", err);
     assert_non_null(strstr(err, CFG ":14: model.width"));
 
     /* Given on the command line (line 0). */
     tp_wl_option cli[] = {{"model.widht", NULL, 3, 0}};
-    assert_int_equal(create(cli, 1, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, cli, 1, &w, err, sizeof err), TP_ECONFIG);
     print_message("command line: %s\n", err);
     assert_non_null(strstr(err, "model.widht"));
     assert_non_null(strstr(err, "command line"));
@@ -311,7 +259,7 @@ static void test_missing_dataset(void **state)
     char err[2048];
     tp_workload *w = NULL;
     tp_wl_option nodir[] = {{"data.dir", "/nonexistent/fashion-mnist", 0, 3}};
-    int rc = create(nodir, 1, &w, err, sizeof err);
+    int rc = tp_wltest_create(WL, CFG, nodir, 1, &w, err, sizeof err);
     print_message("missing dir: %s\n", err);
     assert_int_equal(rc, TP_ENOENT);
     assert_null(w);
@@ -319,15 +267,15 @@ static void test_missing_dataset(void **state)
     assert_non_null(strstr(err, CFG ":3: data.dir"));
 
     tp_wl_option nofiles[] = {{"data.dir", TP_TEST_SOURCE_DIR "/tests", 0, 3}};
-    rc = create(nofiles, 1, &w, err, sizeof err);
+    rc = tp_wltest_create(WL, CFG, nofiles, 1, &w, err, sizeof err);
     print_message("missing files: %s\n", err);
     assert_int_equal(rc, TP_ENOENT);
     assert_non_null(strstr(err, "train-images-idx3-ubyte.gz"));
 
-    if (have_data()) {
+    if (tp_wltest_have_fmnist(DATA_DIR)) {
         tp_wl_option big[] = {{"data.test_limit", NULL, 10000, 4},
                               {"data.validation_limit", NULL, 20000, 5}};
-        assert_int_equal(create(big, 2, &w, err, sizeof err), TP_ECONFIG);
+        assert_int_equal(tp_wltest_create(WL, CFG, big, 2, &w, err, sizeof err), TP_ECONFIG);
         print_message("limit: %s\n", err);
         assert_non_null(strstr(err, CFG ":5: data.validation_limit"));
     }
@@ -335,7 +283,7 @@ static void test_missing_dataset(void **state)
 
 static void test_errors_at_call(void **state)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     tp_workload *w = small;
     char err[512];
     float *p = tp_params_alloc(w->num_params), *g = tp_params_alloc(w->num_params);
@@ -371,21 +319,6 @@ static void test_errors_at_call(void **state)
 /* ---------------------------------------------------------------------------------------- */
 /* Gradients */
 
-/* loss(params) in double from the per-example losses. */
-static double loss_at(tp_workload *w, const float *p, const uint32_t *idx, const float *wts,
-                      uint32_t n, const tp_loss_opts *o, float *per)
-{
-    char err[512];
-    double loss;
-    int rc = w->vt->loss_and_grad(w, p, idx, wts, n, o, 0, NULL, &loss, per, err, sizeof err);
-    if (rc)
-        fail_msg("loss_and_grad: %s", err);
-    double s = 0.0;
-    for (uint32_t i = 0; i < n; i++)
-        s += (wts ? wts[i] : 1.0) * per[i];
-    return s / n;
-}
-
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -405,7 +338,7 @@ static int cmp_double(const void *a, const void *b)
 static void grad_check(const char *what, const tp_wl_option *extra, size_t n_extra, float noise,
                        float smoothing, int eval_mode, double h, double tol, int kinks)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     tp_workload *w = create_tiny(extra, n_extra);
     char err[512];
     float *p = tp_params_alloc(w->num_params), *g = tp_params_alloc(w->num_params);
@@ -426,12 +359,12 @@ static void grad_check(const char *what, const tp_wl_option *extra, size_t n_ext
     if (eval_mode) {
         tp_loss_opts train = {sizeof train, TP_SDK_VERSION, 0.0f, 0.0f, 0};
         for (int k = 0; k < 5; k++)
-            loss_at(w, p, idx, NULL, B, &train, per);
+            tp_wltest_loss_at(w, p, idx, NULL, B, &train, 0, per);
     }
     double loss;
     assert_int_equal(
         w->vt->loss_and_grad(w, p, idx, wts, B, &opts, 0, g, &loss, per, err, sizeof err), 0);
-    assert_true(fabs(loss - loss_at(w, p, idx, wts, B, &opts, per)) < 1e-6);
+    assert_true(fabs(loss - tp_wltest_loss_at(w, p, idx, wts, B, &opts, 0, per)) < 1e-6);
 
     enum { PER_TENSOR = 3 };
     double *rels = malloc(w->num_tensors * PER_TENSOR * sizeof *rels);
@@ -446,7 +379,7 @@ static void grad_check(const char *what, const tp_wl_option *extra, size_t n_ext
             static const double steps[4] = {2.0, 1.0, -1.0, -2.0};
             for (int s = 0; s < 4; s++) {
                 p[j] = (float)(v + steps[s] * h);
-                l[s] = loss_at(w, p, idx, wts, B, &opts, per);
+                l[s] = tp_wltest_loss_at(w, p, idx, wts, B, &opts, 0, per);
             }
             p[j] = v;
             double num = (-l[0] + 8.0 * l[1] - 8.0 * l[2] + l[3]) / (12.0 * h);
@@ -514,7 +447,7 @@ static void test_grad_eval_mode(void **state)
 
 static void test_determinism(void **state)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     tp_workload *w = small;
     char err[512];
     uint64_t n = w->num_params;
@@ -563,7 +496,7 @@ static void test_determinism(void **state)
         {"data.validation_limit", NULL, 1000, 5},
         {"data.test_limit", NULL, 500, 6},
     };
-    tp_workload *w2 = create_ok(so, 3);
+    tp_workload *w2 = tp_wltest_create_ok(WL, CFG, so, 3);
     assert_int_equal(
         w2->vt->loss_and_grad(w2, p, idx, NULL, B, &o, 5, g2, &l2, per2, err, sizeof err), 0);
     assert_int_equal(
@@ -578,7 +511,7 @@ static void test_determinism(void **state)
 
 static void test_batchnorm_state(void **state)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     tp_workload *w = create_tiny(NULL, 0);
     char err[512];
     uint64_t n = w->num_params, ns;
@@ -694,7 +627,7 @@ static void test_batchnorm_state(void **state)
 
 static void test_chunks_and_eval(void **state)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     tp_workload *w = create_tiny(NULL, 0);
     char err[512];
     uint64_t n = w->num_params;
@@ -765,7 +698,7 @@ static void test_chunks_and_eval(void **state)
  * each changes what it should. */
 static void test_cfg_variants(void **state)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     static const char *const variants[] = {NULL, "silu", "gelu", "large_bn_init"};
     char err[2048];
     double losses[4];
@@ -800,10 +733,10 @@ static void test_cfg_variants(void **state)
             n0 = w->num_params;
         }
         assert_int_equal(w->num_params, n0); /* every variant keeps the layout */
-        const tp_tensor_info *bn2 = tensor(w, "stage2.block1.bn2.scale");
+        const tp_tensor_info *bn2 = tp_wltest_tensor(w, "stage2.block1.bn2.scale");
         assert_non_null(bn2);
         assert_true(all_equal(p, bn2, k == 3 ? 8.0f : 0.0f));
-        assert_true(all_equal(p, tensor(w, "stage2.block1.bn1.scale"), 1.0f));
+        assert_true(all_equal(p, tp_wltest_tensor(w, "stage2.block1.bn1.scale"), 1.0f));
         /* The base's parameters with scales of 1 (so the residual branches count), in each
          * variant's network: the activations change the loss. */
         for (uint32_t t = 0; t < w->num_tensors; t++)
@@ -814,7 +747,7 @@ static void test_cfg_variants(void **state)
         float per[16];
         for (int i = 0; i < 16; i++)
             idx[i] = (uint32_t)(i * 3);
-        losses[k] = loss_at(w, p0, idx, NULL, 16, NULL, per);
+        losses[k] = tp_wltest_loss_at(w, p0, idx, NULL, 16, NULL, 0, per);
         print_message("%-14s %6llu parameters, loss at the shared parameters %.5f (targets %.3f "
                       "/ %.3f)\n",
                       variants[k] ? variants[k] : "base", (unsigned long long)w->num_params,
@@ -831,7 +764,7 @@ static void test_cfg_variants(void **state)
 
 static void test_adam_learns(void **state)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     tp_workload *w = create_tiny(NULL, 0);
     char err[512];
     uint64_t n = w->num_params;

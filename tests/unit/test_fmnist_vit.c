@@ -22,49 +22,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <cmocka.h>
 
 #include "core/nn/nn.h"
 #include "core/nn/workload.h"
+#include "tp_wltest.h"
 #include "workloads/common/idx.h"
 
 #define DATA_DIR "/usr/share/datasets/fashion-mnist"
 #define CFG      "fmnist_vit_test.cfg"
-
-static int have_data(void)
-{
-    struct stat st;
-    return stat(DATA_DIR "/train-images-idx3-ubyte.gz", &st) == 0;
-}
-
-#define REQUIRE_DATA()                                                                             \
-    do {                                                                                           \
-        if (!have_data()) {                                                                        \
-            print_message("skipped: " DATA_DIR " missing (install dataset-fashion-mnist)\n");      \
-            skip();                                                                                \
-        }                                                                                          \
-    } while (0)
-
-/* Create fmnist_vit from options; returns the code, *w on success. */
-static int create(const tp_wl_option *opts, size_t n, tp_workload **w, char *err, size_t errlen)
-{
-    const tp_workload_desc *d = tp_workload_find("fmnist_vit");
-    assert_non_null(d);
-    tp_wl_params p = {CFG, opts, n};
-    return d->create(&p, w, err, errlen);
-}
-
-static tp_workload *create_ok(const tp_wl_option *opts, size_t n)
-{
-    char err[1024];
-    tp_workload *w = NULL;
-    int rc = create(opts, n, &w, err, sizeof err);
-    if (rc)
-        fail_msg("create: %s (%s)", err, tp_err_name(rc));
-    return w;
-}
+#define WL       "fmnist_vit"
 
 /* Options: the small data subset followed by up to 12 model options. */
 typedef struct wl_opts {
@@ -93,34 +61,17 @@ static void set_str(wl_opts *s, const char *key, const char *v)
     s->n++;
 }
 
-static const tp_tensor_info *find_tensor(const tp_workload *w, const char *name)
-{
-    for (uint32_t i = 0; i < w->num_tensors; i++)
-        if (!strcmp(w->tensors[i].name, name))
-            return &w->tensors[i];
-    return NULL;
-}
-
 /* The shared small instance of the base model: 2000 train, 1000 validation, 500 test. */
 static tp_workload *small;
 
 static int setup_small(void **state)
 {
-    if (!have_data())
-        return 0;
-    wl_opts s = small_data(2000, 1000, 500);
-    char err[1024];
-    int rc = create(s.o, s.n, &small, err, sizeof err);
-    if (rc)
-        print_message("setup: %s\n", err);
-    return rc;
+    return tp_wltest_create_fmnist_small(WL, CFG, DATA_DIR, &small);
 }
 
 static int teardown_small(void **state)
 {
-    if (small)
-        small->vt->free(small);
-    small = NULL;
+    tp_wltest_free(&small);
     return 0;
 }
 
@@ -155,7 +106,7 @@ static uint64_t count_params(uint64_t D, uint64_t L, uint64_t F, uint64_t T, uin
 
 static void test_sizes_and_tensors(void **state)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     tp_workload *w = small;
     assert_string_equal(w->name, "fmnist_vit");
     assert_string_equal(w->metric, "accuracy");
@@ -196,7 +147,7 @@ static void test_sizes_and_tensors(void **state)
         {"head.bias", TP_PARAM_ROLE_BIAS, 1, 10, 1},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
-        const tp_tensor_info *t = find_tensor(w, want[i].name);
+        const tp_tensor_info *t = tp_wltest_tensor(w, want[i].name);
         if (!t)
             fail_msg("no tensor %s", want[i].name);
         assert_int_equal(t->role, want[i].role);
@@ -204,8 +155,8 @@ static void test_sizes_and_tensors(void **state)
         assert_int_equal(t->shape[0], want[i].d0);
         assert_int_equal(t->shape[1], want[i].d1);
     }
-    assert_null(find_tensor(w, "block4.ln1.scale"));
-    assert_null(find_tensor(w, "map.probe"));
+    assert_null(tp_wltest_tensor(w, "block4.ln1.scale"));
+    assert_null(tp_wltest_tensor(w, "map.probe"));
     assert_string_equal(w->tensors[w->num_tensors - 1].name, "head.bias");
 }
 
@@ -226,12 +177,12 @@ static void stats(const float *p, const tp_tensor_info *t, double *mean, double 
 
 static void test_init_params(void **state)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     wl_opts s = small_data(100, 100, 100);
     set_str(&s, "model.mlp", "glu");
     set_str(&s, "model.pool", "map");
     set_num(&s, "model.rep_size", 64);
-    tp_workload *w = create_ok(s.o, s.n);
+    tp_workload *w = tp_wltest_create_ok(WL, CFG, s.o, s.n);
     char err[512];
     float *a = tp_params_alloc(w->num_params), *b = tp_params_alloc(w->num_params);
     assert_int_equal(w->vt->init_params(w, 5, a, err, sizeof err), 0);
@@ -269,19 +220,19 @@ static void test_init_params(void **state)
     };
     double mean, rms, max;
     for (size_t i = 0; i < sizeof exact_zero / sizeof exact_zero[0]; i++) {
-        const tp_tensor_info *t = find_tensor(w, exact_zero[i]);
+        const tp_tensor_info *t = tp_wltest_tensor(w, exact_zero[i]);
         assert_non_null(t);
         stats(a, t, &mean, &rms, &max);
         assert_true(max == 0.0);
     }
     for (size_t i = 0; i < sizeof exact_one / sizeof exact_one[0]; i++) {
-        const tp_tensor_info *t = find_tensor(w, exact_one[i]);
+        const tp_tensor_info *t = tp_wltest_tensor(w, exact_one[i]);
         assert_non_null(t);
         for (uint64_t k = 0; k < t->numel; k++)
             assert_true(a[t->offset + k] == 1.0f);
     }
     for (size_t i = 0; i < sizeof random / sizeof random[0]; i++) {
-        const tp_tensor_info *t = find_tensor(w, random[i].name);
+        const tp_tensor_info *t = tp_wltest_tensor(w, random[i].name);
         assert_non_null(t);
         stats(a, t, &mean, &rms, &max);
         /* Four standard deviations of a normal sample's rms (relative 1 / sqrt(2 n)). */
@@ -293,8 +244,8 @@ static void test_init_params(void **state)
         assert_true(max <= random[i].max * (1.0 + 1e-6));
     }
     /* Independent streams: two kernels of one shape are not the same numbers. */
-    const tp_tensor_info *q = find_tensor(w, "block0.attn.query.weight"),
-                         *k = find_tensor(w, "block0.attn.key.weight");
+    const tp_tensor_info *q = tp_wltest_tensor(w, "block0.attn.query.weight"),
+                         *k = tp_wltest_tensor(w, "block0.attn.key.weight");
     assert_memory_not_equal(a + q->offset, a + k->offset, q->numel * sizeof(float));
     tp_params_free(a);
     tp_params_free(b);
@@ -310,47 +261,47 @@ static void test_option_errors(void **state)
     tp_workload *w = NULL;
 
     tp_wl_option bad_key[] = {{"data.dir", DATA_DIR, 0, 3}, {"model.bogus", NULL, 1, 7}};
-    assert_int_equal(create(bad_key, 2, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, bad_key, 2, &w, err, sizeof err), TP_ECONFIG);
     print_message("unknown key: %s\n", err);
     assert_non_null(strstr(err, CFG ":7: model.bogus"));
     assert_null(w);
 
     tp_wl_option bad_patch[] = {{"model.patch_size", NULL, 5, 8}};
-    assert_int_equal(create(bad_patch, 1, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, bad_patch, 1, &w, err, sizeof err), TP_ECONFIG);
     print_message("patch: %s\n", err);
     assert_non_null(strstr(err, CFG ":8: model.patch_size"));
     assert_non_null(strstr(err, "divisor of 28"));
 
     tp_wl_option bad_heads[] = {{"model.width", NULL, 64, 4}, {"model.heads", NULL, 3, 9}};
-    assert_int_equal(create(bad_heads, 2, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, bad_heads, 2, &w, err, sizeof err), TP_ECONFIG);
     print_message("heads: %s\n", err);
     assert_non_null(strstr(err, CFG ":9: model.heads"));
 
     tp_wl_option bad_sincos[] = {{"model.width", NULL, 6, 10},
                                  {"model.heads", NULL, 1, 11},
                                  {"model.posemb", "sincos2d", 0, 12}};
-    assert_int_equal(create(bad_sincos, 3, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, bad_sincos, 3, &w, err, sizeof err), TP_ECONFIG);
     print_message("sincos: %s\n", err);
     assert_non_null(strstr(err, CFG ":10: model.width"));
 
     tp_wl_option bad_choice[] = {{"model.pool", "cls", 0, 13}};
-    assert_int_equal(create(bad_choice, 1, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, bad_choice, 1, &w, err, sizeof err), TP_ECONFIG);
     print_message("bad choice: %s\n", err);
     assert_non_null(strstr(err, CFG ":13: model.pool"));
     assert_non_null(strstr(err, "\"map\""));
 
     tp_wl_option bad_type[] = {{"model.mlp", NULL, 1, 14}};
-    assert_int_equal(create(bad_type, 1, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, bad_type, 1, &w, err, sizeof err), TP_ECONFIG);
     assert_non_null(strstr(err, CFG ":14: model.mlp"));
 
     tp_wl_option bad_range[] = {{"model.depth", NULL, 13, 15}};
-    assert_int_equal(create(bad_range, 1, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, bad_range, 1, &w, err, sizeof err), TP_ECONFIG);
     print_message("range: %s\n", err);
     assert_non_null(strstr(err, CFG ":15: model.depth"));
 
     /* Given on the command line (line 0). */
     tp_wl_option cli[] = {{"model.norm", "layernorm", 0, 0}};
-    assert_int_equal(create(cli, 1, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, cli, 1, &w, err, sizeof err), TP_ECONFIG);
     print_message("command line: %s\n", err);
     assert_non_null(strstr(err, "command line"));
     assert_non_null(strstr(err, "model.norm"));
@@ -362,7 +313,7 @@ static void test_missing_dataset(void **state)
     char err[2048];
     tp_workload *w = NULL;
     tp_wl_option nodir[] = {{"data.dir", "/nonexistent/fashion-mnist", 0, 3}};
-    int rc = create(nodir, 1, &w, err, sizeof err);
+    int rc = tp_wltest_create(WL, CFG, nodir, 1, &w, err, sizeof err);
     print_message("missing dir: %s\n", err);
     assert_int_equal(rc, TP_ENOENT);
     assert_null(w);
@@ -370,21 +321,21 @@ static void test_missing_dataset(void **state)
     assert_non_null(strstr(err, CFG ":3: data.dir"));
 
     tp_wl_option nofiles[] = {{"data.dir", TP_TEST_SOURCE_DIR "/tests", 0, 3}};
-    rc = create(nofiles, 1, &w, err, sizeof err);
+    rc = tp_wltest_create(WL, CFG, nofiles, 1, &w, err, sizeof err);
     assert_int_equal(rc, TP_ENOENT);
     assert_non_null(strstr(err, "train-images-idx3-ubyte.gz"));
 
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     tp_wl_option big[] = {{"data.test_limit", NULL, 10000, 4},
                           {"data.validation_limit", NULL, 10001, 5}};
-    assert_int_equal(create(big, 2, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, big, 2, &w, err, sizeof err), TP_ECONFIG);
     print_message("limit: %s\n", err);
     assert_non_null(strstr(err, CFG ":5: data.validation_limit"));
 }
 
 static void test_errors_at_call(void **state)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     tp_workload *w = small;
     char err[512];
     float *p = tp_params_alloc(w->num_params), *g = tp_params_alloc(w->num_params);
@@ -432,7 +383,7 @@ static void test_errors_at_call(void **state)
  * bytes and the split permutation, for patches of 7 and of 4. */
 static void test_patchify(void **state)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     char err[1024];
     tp_idx raw = {0};
     assert_int_equal(
@@ -454,12 +405,12 @@ static void test_patchify(void **state)
         set_num(&s, "model.heads", 1);
         set_num(&s, "model.depth", 0);
         set_str(&s, "model.norm", "post_ln");
-        tp_workload *w = create_ok(s.o, s.n);
+        tp_workload *w = tp_wltest_create_ok(WL, CFG, s.o, s.n);
         float *p = tp_params_alloc(w->num_params), *g = tp_params_alloc(w->num_params);
         assert_int_equal(w->vt->init_params(w, 1, p, err, sizeof err), 0);
-        const tp_tensor_info *pw = find_tensor(w, "patch.weight"),
-                             *pb = find_tensor(w, "patch.bias"),
-                             *hw = find_tensor(w, "head.weight");
+        const tp_tensor_info *pw = tp_wltest_tensor(w, "patch.weight"),
+                             *pb = tp_wltest_tensor(w, "patch.bias"),
+                             *hw = tp_wltest_tensor(w, "head.weight");
         assert_int_equal(pw->numel, P * P);
         for (int c = 0; c < 10; c++)
             p[hw->offset + c] = 0.3f * (float)(c - 4); /* a head that passes gradient */
@@ -497,21 +448,6 @@ static void test_patchify(void **state)
 /* ---------------------------------------------------------------------------------------- */
 /* Gradients */
 
-/* loss(params) in double from the per-example losses. */
-static double loss_at(tp_workload *w, const float *p, const uint32_t *idx, const float *wts,
-                      uint32_t n, const tp_loss_opts *o, uint64_t seed, float *per)
-{
-    char err[512];
-    double loss;
-    int rc = w->vt->loss_and_grad(w, p, idx, wts, n, o, seed, NULL, &loss, per, err, sizeof err);
-    if (rc)
-        fail_msg("loss_and_grad: %s", err);
-    double s = 0.0;
-    for (uint32_t i = 0; i < n; i++)
-        s += (wts ? wts[i] : 1.0) * per[i];
-    return s / n;
-}
-
 /* d loss / d p[j] by central differences at steps h and h / 2, combined by Richardson
  * extrapolation (4 D(h/2) - D(h)) / 3, which cancels the h^2 term of the error: the
  * attention softmax and small LayerNorms of the tiny models are curved enough for it to
@@ -524,9 +460,9 @@ static double richardson(tp_workload *w, float *p, uint64_t j, double h, const u
     for (int k = 0; k < 2; k++) {
         float vp = (float)(v + h / (1 + k)), vm = (float)(v - h / (1 + k));
         p[j] = vp;
-        double lp = loss_at(w, p, idx, wts, n, o, 77, per);
+        double lp = tp_wltest_loss_at(w, p, idx, wts, n, o, 77, per);
         p[j] = vm;
-        double lm = loss_at(w, p, idx, wts, n, o, 77, per);
+        double lm = tp_wltest_loss_at(w, p, idx, wts, n, o, 77, per);
         d[k] = (lp - lm) / ((double)vp - (double)vm);
     }
     p[j] = v;
@@ -539,7 +475,7 @@ static double richardson(tp_workload *w, float *p, uint64_t j, double h, const u
  * coordinate. */
 static void grad_check(const char *what, const tp_wl_option *extra, size_t n_extra)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     wl_opts s = small_data(60, 10, 10);
     set_num(&s, "model.width", 8);
     set_num(&s, "model.heads", 2);
@@ -547,7 +483,7 @@ static void grad_check(const char *what, const tp_wl_option *extra, size_t n_ext
     set_num(&s, "model.mlp_dim", 12);
     for (size_t i = 0; i < n_extra; i++)
         s.o[s.n++] = extra[i];
-    tp_workload *w = create_ok(s.o, s.n);
+    tp_workload *w = tp_wltest_create_ok(WL, CFG, s.o, s.n);
     char err[512];
     float *p = tp_params_alloc(w->num_params), *g = tp_params_alloc(w->num_params);
     assert_int_equal(w->vt->init_params(w, 3, p, err, sizeof err), 0);
@@ -568,7 +504,7 @@ static void grad_check(const char *what, const tp_wl_option *extra, size_t n_ext
     memset(g, 0xff, w->num_params * sizeof(float));
     assert_int_equal(
         w->vt->loss_and_grad(w, p, idx, wts, B, &opts, 77, g, &loss, per, err, sizeof err), 0);
-    assert_true(fabs(loss - loss_at(w, p, idx, wts, B, &opts, 77, per)) < 1e-6);
+    assert_true(fabs(loss - tp_wltest_loss_at(w, p, idx, wts, B, &opts, 77, per)) < 1e-6);
 
     const double eps = 1e-2, floor = 1e-2, tol = 1e-2;
     double max_rel = 0.0;
@@ -648,7 +584,7 @@ static void init_moved(tp_workload *w, float *p, uint64_t seed)
 
 static void test_determinism_and_dropout(void **state)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     tp_workload *w = small;
     char err[512];
     uint64_t n = w->num_params;
@@ -708,60 +644,14 @@ static void test_determinism_and_dropout(void **state)
 
 static void test_weights_and_chunks(void **state)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     tp_workload *w = small;
-    char err[512];
-    uint64_t n = w->num_params;
-    float *p = tp_params_alloc(n), *g = tp_params_alloc(n), *ga = tp_params_alloc(n),
-          *gb = tp_params_alloc(n);
+    float *p = tp_params_alloc(w->num_params);
     init_moved(w, p, 2);
-    /* A batch of several chunks (256 rows each), indices repeating, halves not chunk-aligned. */
-    enum { N = 600, H = 300 };
-    static uint32_t idx[N];
-    static float wts[N], per[N], per_a[H];
-    for (int i = 0; i < N; i++) {
-        idx[i] = (uint32_t)((i * 7919) % 2000);
-        wts[i] = (float)(i % 3);
-    }
-    double l, la, lb;
-    assert_int_equal(w->vt->loss_and_grad(w, p, idx, wts, N, NULL, 0, g, &l, per, err, sizeof err),
-                     0);
-    assert_int_equal(
-        w->vt->loss_and_grad(w, p, idx, wts, H, NULL, 0, ga, &la, per_a, err, sizeof err), 0);
-    assert_int_equal(
-        w->vt->loss_and_grad(w, p, idx + H, wts + H, H, NULL, 0, gb, &lb, NULL, err, sizeof err),
-        0);
-    double s = 0.0;
-    for (int i = 0; i < N; i++)
-        s += (double)wts[i] * per[i];
-    assert_true(fabs(l - s / N) < 1e-9);
-    assert_true(fabs(l - 0.5 * (la + lb)) < 1e-6 * fabs(l));
-    for (int i = 0; i < H; i++)
-        assert_true(fabsf(per[i] - per_a[i]) <= 1e-5f * fabsf(per[i]));
-    double max_diff = 0.0, max_g = 0.0;
-    for (uint64_t i = 0; i < n; i++) {
-        max_diff = fmax(max_diff, fabs(g[i] - 0.5 * ((double)ga[i] + gb[i])));
-        max_g = fmax(max_g, fabs(g[i]));
-    }
-    print_message("chunked gradient vs two halves: max difference %.3g (max |g| %.3g)\n", max_diff,
-                  max_g);
-    assert_true(max_diff < 1e-5 * max_g);
-    /* evaluate on the training split agrees with loss_and_grad over all of it. */
-    static uint32_t all[2000];
-    static float per_all[2000];
-    for (int i = 0; i < 2000; i++)
-        all[i] = (uint32_t)i;
-    assert_int_equal(
-        w->vt->loss_and_grad(w, p, all, NULL, 2000, NULL, 0, NULL, &l, per_all, err, sizeof err),
-        0);
-    tp_eval_result ev;
-    assert_int_equal(w->vt->evaluate(w, p, TP_SPLIT_TRAIN, &ev, err, sizeof err), 0);
-    assert_int_equal(ev.examples, 2000);
-    assert_true(fabs(ev.loss - l) < 1e-5 * l);
+    /* A batch of 600, several chunks (256 rows each), indices repeating, halves of 300 (not
+     * chunk-aligned). */
+    tp_wltest_check_chunks(w, p, 600, 300, 2000, 1e-9, 0.0, NULL);
     tp_params_free(p);
-    tp_params_free(g);
-    tp_params_free(ga);
-    tp_params_free(gb);
 }
 
 /* A step of loss_and_grad and an evaluation of the validation split run and are finite. */
@@ -791,30 +681,30 @@ static void run_once(tp_workload *w, const char *what)
  * where they should, train a step and evaluate; so does a model with the other options. */
 static void test_variants(void **state)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     static const struct {
         const char *key, *value;
     } variant[] = {{"model.mlp", "glu"}, {"model.norm", "post_ln"}, {"model.pool", "map"}};
     for (int v = 0; v < 3; v++) {
         wl_opts s = small_data(100, 300, 100);
         set_str(&s, variant[v].key, variant[v].value);
-        tp_workload *w = create_ok(s.o, s.n);
+        tp_workload *w = tp_wltest_create_ok(WL, CFG, s.o, s.n);
         uint64_t want = count_params(64, 4, 256, 16, 49, v == 0, v == 1, v == 2, 1, 0);
         assert_int_equal(w->num_params, want);
-        const tp_tensor_info *fc1 = find_tensor(w, "block0.mlp.fc1.weight");
+        const tp_tensor_info *fc1 = tp_wltest_tensor(w, "block0.mlp.fc1.weight");
         assert_non_null(fc1);
         assert_int_equal(fc1->shape[1], v == 0 ? 512 : 256);
-        assert_int_equal(find_tensor(w, "block0.mlp.fc1.bias")->numel, v == 0 ? 512 : 256);
-        assert_true((find_tensor(w, "encoder_norm.scale") == NULL) == (v == 1));
-        const tp_tensor_info *probe = find_tensor(w, "map.probe");
+        assert_int_equal(tp_wltest_tensor(w, "block0.mlp.fc1.bias")->numel, v == 0 ? 512 : 256);
+        assert_true((tp_wltest_tensor(w, "encoder_norm.scale") == NULL) == (v == 1));
+        const tp_tensor_info *probe = tp_wltest_tensor(w, "map.probe");
         assert_true((probe != NULL) == (v == 2));
         if (probe) {
             assert_int_equal(probe->ndim, 3);
             assert_int_equal(probe->shape[2], 64);
             assert_int_equal(probe->role, TP_PARAM_ROLE_OTHER);
-            assert_non_null(find_tensor(w, "map.attn.value.weight"));
-            assert_non_null(find_tensor(w, "map.ln.scale"));
-            assert_int_equal(find_tensor(w, "map.mlp.fc1.weight")->shape[1], 256);
+            assert_non_null(tp_wltest_tensor(w, "map.attn.value.weight"));
+            assert_non_null(tp_wltest_tensor(w, "map.ln.scale"));
+            assert_int_equal(tp_wltest_tensor(w, "map.mlp.fc1.weight")->shape[1], 256);
         }
         run_once(w, variant[v].value);
         w->vt->free(w);
@@ -824,12 +714,12 @@ static void test_variants(void **state)
     set_num(&s, "model.patch_size", 4);
     set_str(&s, "model.posemb", "sincos2d");
     set_num(&s, "model.rep_size", 32);
-    tp_workload *w = create_ok(s.o, s.n);
+    tp_workload *w = tp_wltest_create_ok(WL, CFG, s.o, s.n);
     assert_int_equal(w->num_params, count_params(64, 4, 256, 49, 16, 0, 0, 0, 0, 32));
-    assert_int_equal(find_tensor(w, "patch.weight")->shape[0], 16);
-    assert_null(find_tensor(w, "pos_embed"));
-    assert_int_equal(find_tensor(w, "pre_logits.weight")->shape[1], 32);
-    assert_int_equal(find_tensor(w, "head.weight")->shape[0], 32);
+    assert_int_equal(tp_wltest_tensor(w, "patch.weight")->shape[0], 16);
+    assert_null(tp_wltest_tensor(w, "pos_embed"));
+    assert_int_equal(tp_wltest_tensor(w, "pre_logits.weight")->shape[1], 32);
+    assert_int_equal(tp_wltest_tensor(w, "head.weight")->shape[0], 32);
     run_once(w, "patch 4, sincos2d, rep 32");
     w->vt->free(w);
 }
@@ -837,11 +727,11 @@ static void test_variants(void **state)
 /* A few hundred Adam steps of a small ViT on 2000 examples learn. */
 static void test_adam_learns(void **state)
 {
-    REQUIRE_DATA();
+    TP_WLTEST_REQUIRE_FMNIST(DATA_DIR);
     wl_opts s = small_data(2000, 1000, 500);
     set_num(&s, "model.width", 32);
     set_num(&s, "model.depth", 2);
-    tp_workload *w = create_ok(s.o, s.n);
+    tp_workload *w = tp_wltest_create_ok(WL, CFG, s.o, s.n);
     char err[512];
     uint64_t n = w->num_params;
     float *p = tp_params_alloc(n), *g = tp_params_alloc(n), *m = tp_params_alloc(n),

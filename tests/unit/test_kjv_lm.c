@@ -32,9 +32,11 @@
 #include "core/nn/nn.h"
 #include "core/nn/workload.h"
 #include "tp_test.h"
+#include "tp_wltest.h"
 #include "workloads/kjv_lm/kjv_lm.h"
 
 #define CFG   "kjv_test.cfg"
+#define WL    "kjv_lm"
 #define BIBLE "/usr/bin/bible"
 
 static char tmp_root[512]; /* the test's temporary directory */
@@ -106,30 +108,12 @@ static int teardown_all(void **state)
     return tp_test_tmpdir_remove(tmp_root);
 }
 
-static int create(const tp_wl_option *opts, size_t n, tp_workload **w, char *err, size_t errlen)
-{
-    const tp_workload_desc *d = tp_workload_find("kjv_lm");
-    assert_non_null(d);
-    tp_wl_params p = {CFG, opts, n};
-    return d->create(&p, w, err, errlen);
-}
-
 static int prepare(const tp_wl_option *opts, size_t n, char *err, size_t errlen)
 {
     const tp_workload_desc *d = tp_workload_find("kjv_lm");
     assert_non_null(d);
     tp_wl_params p = {CFG, opts, n};
     return tp_workload_prepare(d, &p, err, errlen);
-}
-
-static tp_workload *create_ok(const tp_wl_option *opts, size_t n)
-{
-    char err[2048];
-    tp_workload *w = NULL;
-    int rc = create(opts, n, &w, err, sizeof err);
-    if (rc)
-        fail_msg("create: %s (%s)", err, tp_err_name(rc));
-    return w;
 }
 
 /* The tiny model on the tiny text, with up to 4 more options. */
@@ -144,15 +128,7 @@ static tp_workload *create_tiny(const tp_wl_option *extra, size_t n_extra)
     size_t n = 7;
     for (size_t i = 0; i < n_extra; i++)
         o[n++] = extra[i];
-    return create_ok(o, n);
-}
-
-static const tp_tensor_info *tensor(const tp_workload *w, const char *name)
-{
-    for (uint32_t i = 0; i < w->num_tensors; i++)
-        if (!strcmp(w->tensors[i].name, name))
-            return &w->tensors[i];
-    return NULL;
+    return tp_wltest_create_ok(WL, CFG, o, n);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -369,7 +345,7 @@ static void test_sizes_and_tensors(void **state)
     print_message("tiny text: %llu training windows of 9 characters\n",
                   (unsigned long long)w->split_size[TP_SPLIT_TRAIN]);
     /* V from the generated words: "\n ,.:;?" + the letters used. */
-    const tp_tensor_info *tok = tensor(w, "tok_embedding");
+    const tp_tensor_info *tok = tp_wltest_tensor(w, "tok_embedding");
     assert_non_null(tok);
     uint32_t V = tok->shape[0];
     const uint64_t D = 16, F = 24, T = 8;
@@ -392,11 +368,11 @@ static void test_sizes_and_tensors(void **state)
         assert_string_equal(w->tensors[i].name, names[i]);
         assert_int_equal(w->tensors[i].role, roles[i]);
     }
-    assert_int_equal(tensor(w, "pos_embedding")->shape[0], T);
-    assert_int_equal(tensor(w, "block1.mlp.fc1.weight")->shape[1], F);
-    assert_int_equal(tensor(w, "head.weight")->shape[0], D);
-    assert_int_equal(tensor(w, "head.weight")->shape[1], V);
-    assert_non_null(tensor(w, "ln_f.scale"));
+    assert_int_equal(tp_wltest_tensor(w, "pos_embedding")->shape[0], T);
+    assert_int_equal(tp_wltest_tensor(w, "block1.mlp.fc1.weight")->shape[1], F);
+    assert_int_equal(tp_wltest_tensor(w, "head.weight")->shape[0], D);
+    assert_int_equal(tp_wltest_tensor(w, "head.weight")->shape[1], V);
+    assert_non_null(tp_wltest_tensor(w, "ln_f.scale"));
     uint64_t off = 0;
     for (uint32_t i = 0; i < w->num_tensors; i++) {
         assert_int_equal(w->tensors[i].offset, off);
@@ -408,10 +384,10 @@ static void test_sizes_and_tensors(void **state)
     char err[512];
     float *p = tp_params_alloc(w->num_params);
     assert_int_equal(w->vt->init_params(w, 3, p, err, sizeof err), 0);
-    assert_true(p[tensor(w, "block1.ln2.scale")->offset] == 1.0f);
-    assert_true(p[tensor(w, "block1.ln2.bias")->offset] == 0.0f);
-    assert_true(p[tensor(w, "head.bias")->offset] == 0.0f);
-    const tp_tensor_info *q = tensor(w, "block0.attn.query");
+    assert_true(p[tp_wltest_tensor(w, "block1.ln2.scale")->offset] == 1.0f);
+    assert_true(p[tp_wltest_tensor(w, "block1.ln2.bias")->offset] == 0.0f);
+    assert_true(p[tp_wltest_tensor(w, "head.bias")->offset] == 0.0f);
+    const tp_tensor_info *q = tp_wltest_tensor(w, "block0.attn.query");
     float limit = sqrtf(6.0f / 32.0f), maxabs = 0.0f;
     for (uint64_t i = 0; i < q->numel; i++)
         maxabs = fmaxf(maxabs, fabsf(p[q->offset + i]));
@@ -424,21 +400,6 @@ static void test_sizes_and_tensors(void **state)
     assert_true(fabs(sqrt(s2 / (double)tok->numel) - 1.0) < 0.25);
     tp_params_free(p);
     w->vt->free(w);
-}
-
-/* loss(params) from the per-example losses, in double. */
-static double loss_at(tp_workload *w, const float *p, const uint32_t *idx, const float *wts,
-                      uint32_t n, const tp_loss_opts *o, uint64_t seed, float *per)
-{
-    char err[512];
-    double loss;
-    int rc = w->vt->loss_and_grad(w, p, idx, wts, n, o, seed, NULL, &loss, per, err, sizeof err);
-    if (rc)
-        fail_msg("loss_and_grad: %s", err);
-    double s = 0.0;
-    for (uint32_t i = 0; i < n; i++)
-        s += (wts ? wts[i] : 1.0) * per[i];
-    return s / n;
 }
 
 static void grad_check(const char *what, const tp_wl_option *extra, size_t n_extra, float smoothing,
@@ -469,7 +430,7 @@ static void grad_check(const char *what, const tp_wl_option *extra, size_t n_ext
     memset(g, 0xff, w->num_params * sizeof(float)); /* overwritten, not accumulated */
     assert_int_equal(
         w->vt->loss_and_grad(w, p, idx, wts, B, &opts, 77, g, &loss, per, err, sizeof err), 0);
-    assert_true(fabs(loss - loss_at(w, p, idx, wts, B, &opts, 77, per)) < 1e-6);
+    assert_true(fabs(loss - tp_wltest_loss_at(w, p, idx, wts, B, &opts, 77, per)) < 1e-6);
 
     double max_rel = 0.0;
     const double eps = 1e-2;
@@ -500,9 +461,9 @@ static void grad_check(const char *what, const tp_wl_option *extra, size_t n_ext
             float v = p[j];
             float vp = (float)(v + eps), vm = (float)(v - eps);
             p[j] = vp;
-            double lp = loss_at(w, p, idx, wts, B, &opts, 77, per);
+            double lp = tp_wltest_loss_at(w, p, idx, wts, B, &opts, 77, per);
             p[j] = vm;
-            double lm = loss_at(w, p, idx, wts, B, &opts, 77, per);
+            double lm = tp_wltest_loss_at(w, p, idx, wts, B, &opts, 77, per);
             p[j] = v;
             double num = (lp - lm) / ((double)vp - (double)vm);
             double a = g[j];
@@ -630,60 +591,14 @@ static void test_weights_chunks_and_eval(void **state)
     tp_wl_option all[] = {{"data.eval_windows", NULL, 0, 9}};
     tp_workload *w = create_tiny(all, 1);
     char err[512];
-    uint64_t n = w->num_params;
-    float *p = tp_params_alloc(n), *g = tp_params_alloc(n), *ga = tp_params_alloc(n),
-          *gb = tp_params_alloc(n);
+    float *p = tp_params_alloc(w->num_params);
     assert_int_equal(w->vt->init_params(w, 2, p, err, sizeof err), 0);
-    /* A batch of more than one chunk (4096 tokens = 512 windows of 8), indices repeating. */
-    enum { N = 1200, H = 600 };
-    static uint32_t idx[N];
-    static float wts[N], per[N], per_a[H];
-    const uint64_t size = w->split_size[TP_SPLIT_TRAIN];
-    for (int i = 0; i < N; i++) {
-        idx[i] = (uint32_t)((i * 7919) % size);
-        wts[i] = (float)(i % 3);
-    }
-    double l, la, lb;
-    assert_int_equal(w->vt->loss_and_grad(w, p, idx, wts, N, NULL, 0, g, &l, per, err, sizeof err),
-                     0);
-    assert_int_equal(
-        w->vt->loss_and_grad(w, p, idx, wts, H, NULL, 0, ga, &la, per_a, err, sizeof err), 0);
-    assert_int_equal(
-        w->vt->loss_and_grad(w, p, idx + H, wts + H, H, NULL, 0, gb, &lb, NULL, err, sizeof err),
-        0);
-    double s = 0.0;
-    for (int i = 0; i < N; i++)
-        s += (double)wts[i] * per[i];
-    assert_true(fabs(l - s / N) < 1e-6 * l); /* per[] are the floats of l's terms */
-    assert_true(fabs(l - 0.5 * (la + lb)) < 1e-6 * fabs(l));
-    for (int i = 0; i < H; i++)
-        assert_true(fabsf(per[i] - per_a[i]) <= 1e-5f * fabsf(per[i]));
-    double max_diff = 0.0, max_g = 0.0;
-    for (uint64_t i = 0; i < n; i++) {
-        max_diff = fmax(max_diff, fabs(g[i] - 0.5 * ((double)ga[i] + gb[i])));
-        max_g = fmax(max_g, fabs(g[i]));
-    }
-    print_message("chunked gradient vs two halves: max difference %.3g (max |g| %.3g)\n", max_diff,
-                  max_g);
-    assert_true(max_diff < 1e-5 * max_g);
-
-    /* evaluate over all windows of a split = the mean of loss_and_grad's per-example losses. */
-    uint32_t *every = malloc(size * sizeof *every);
-    float *per_all = malloc(size * sizeof *per_all);
-    for (uint64_t i = 0; i < size; i++)
-        every[i] = (uint32_t)i;
-    assert_int_equal(w->vt->loss_and_grad(w, p, every, NULL, (uint32_t)size, NULL, 0, NULL, &l,
-                                          per_all, err, sizeof err),
-                     0);
+    /* A batch of 1200, more than one chunk (4096 tokens = 512 windows of 8), indices repeating,
+     * halves of 600; evaluate over all windows of the training split (data.eval_windows 0).
+     * per[] are the floats of the loss's terms: the weighted mean to relative 1e-6. */
     tp_eval_result ev;
-    assert_int_equal(w->vt->evaluate(w, p, TP_SPLIT_TRAIN, &ev, err, sizeof err), 0);
-    assert_int_equal(ev.examples, size);
-    print_message("train split: evaluate %.6f, loss_and_grad %.6f over %llu windows\n", ev.metric,
-                  l, (unsigned long long)size);
-    assert_true(fabs(ev.metric - l) < 1e-5 * l);
-    assert_true(ev.loss == ev.metric);
-    free(every);
-    free(per_all);
+    tp_wltest_check_chunks(w, p, 1200, 600, w->split_size[TP_SPLIT_TRAIN], 0.0, 1e-6, &ev);
+    assert_true(ev.loss == ev.metric); /* so the metric, too, is loss_and_grad's loss */
 
     /* The validation split: all its windows here, 20 spread over it with the tiny default. */
     tp_eval_result v_all, v_sub;
@@ -696,9 +611,6 @@ static void test_weights_chunks_and_eval(void **state)
     assert_int_equal(v_sub.examples, 20);
     assert_true(fabs(v_all.metric - v_sub.metric) < 0.1 * v_all.metric);
     tp_params_free(p);
-    tp_params_free(g);
-    tp_params_free(ga);
-    tp_params_free(gb);
     w->vt->free(w);
     w20->vt->free(w20);
 }
@@ -735,7 +647,7 @@ static void test_adam_learns(void **state)
     }
     assert_int_equal(w->vt->evaluate(w, p, TP_SPLIT_VALIDATION, &after, err, sizeof err), 0);
     assert_int_equal(w->vt->evaluate(w, p, TP_SPLIT_TEST, &test, err, sizeof err), 0);
-    double uniform = log((double)tensor(w, "tok_embedding")->shape[0]);
+    double uniform = log((double)tp_wltest_tensor(w, "tok_embedding")->shape[0]);
     print_message("Adam %d steps of %d: train loss %.3f -> %.3f, validation %.3f -> %.3f, test "
                   "%.3f nats/char (uniform %.3f)\n",
                   STEPS, B, first, loss, before.metric, after.metric, test.metric, uniform);
@@ -785,17 +697,18 @@ static void test_cfg_variants(void **state)
         uint32_t idx[2] = {0, 1};
         float per[2];
         /* attention_temp has the base's layout: evaluate both on the same parameters. */
-        losses[k] = loss_at(w, k == 2 ? p0 : p, idx, NULL, 2, NULL, 0, per);
+        losses[k] = tp_wltest_loss_at(w, k == 2 ? p0 : p, idx, NULL, 2, NULL, 0, per);
         nparams[k] = w->num_params;
         print_message("%-14s %8llu parameters, %2u tensors, loss at init %.4f (targets %.3f / "
                       "%.3f)\n",
                       variants[k] ? variants[k] : "base", (unsigned long long)w->num_params,
                       w->num_tensors, losses[k], cfg.validation_target, cfg.test_target);
         if (k == 1)
-            assert_null(tensor(w, "ln_f.scale"));
+            assert_null(tp_wltest_tensor(w, "ln_f.scale"));
         if (k == 3) {
-            const tp_tensor_info *fc1 = tensor(w, "block0.mlp.fc1.weight");
-            assert_int_equal(fc1->shape[1], 2 * tensor(w, "block0.mlp.fc2.weight")->shape[0]);
+            const tp_tensor_info *fc1 = tp_wltest_tensor(w, "block0.mlp.fc1.weight");
+            assert_int_equal(fc1->shape[1],
+                             2 * tp_wltest_tensor(w, "block0.mlp.fc2.weight")->shape[0]);
         }
         if (p != p0)
             tp_params_free(p);
@@ -818,7 +731,7 @@ static void test_option_errors(void **state)
     char err[2048];
     tp_workload *w = NULL;
     tp_wl_option bad_key[] = {{"data.dir", tiny_dir, 0, 3}, {"data.bogus", NULL, 1, 7}};
-    assert_int_equal(create(bad_key, 2, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, bad_key, 2, &w, err, sizeof err), TP_ECONFIG);
     print_message("unknown key: %s\n", err);
     assert_non_null(strstr(err, CFG ":7: data.bogus"));
     assert_null(w);
@@ -827,26 +740,26 @@ static void test_option_errors(void **state)
     assert_non_null(strstr(err, CFG ":7: data.bogus"));
 
     tp_wl_option bad_type[] = {{"model.width", "wide", 0, 9}};
-    assert_int_equal(create(bad_type, 1, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, bad_type, 1, &w, err, sizeof err), TP_ECONFIG);
     assert_non_null(strstr(err, CFG ":9: model.width"));
 
     tp_wl_option bad_choice[] = {{"model.norm", "rms", 0, 11}};
-    assert_int_equal(create(bad_choice, 1, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, bad_choice, 1, &w, err, sizeof err), TP_ECONFIG);
     print_message("bad choice: %s\n", err);
     assert_non_null(strstr(err, CFG ":11: model.norm"));
     assert_non_null(strstr(err, "\"post_ln\""));
 
     tp_wl_option heads[] = {{"data.dir", tiny_dir, 0, 3}, {"model.heads", NULL, 3, 12}};
-    assert_int_equal(create(heads, 2, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, heads, 2, &w, err, sizeof err), TP_ECONFIG);
     print_message("heads: %s\n", err);
     assert_non_null(strstr(err, CFG ":12: model.heads"));
 
     tp_wl_option ctx[] = {{"data.context", NULL, 0, 13}};
-    assert_int_equal(create(ctx, 1, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, ctx, 1, &w, err, sizeof err), TP_ECONFIG);
     assert_non_null(strstr(err, CFG ":13: data.context"));
 
     tp_wl_option glu[] = {{"model.glu", NULL, 2, 14}};
-    assert_int_equal(create(glu, 1, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, glu, 1, &w, err, sizeof err), TP_ECONFIG);
     assert_non_null(strstr(err, CFG ":14: model.glu"));
 
     /* A context longer than a split: 66 books of two short lines. */
@@ -859,7 +772,7 @@ static void test_option_errors(void **state)
     write_file(path, t, len);
     free(t);
     tp_wl_option huge[] = {{"data.dir", dir, 0, 3}, {"data.context", NULL, 100, 15}};
-    assert_int_equal(create(huge, 2, &w, err, sizeof err), TP_ECONFIG);
+    assert_int_equal(tp_wltest_create(WL, CFG, huge, 2, &w, err, sizeof err), TP_ECONFIG);
     print_message("long context: %s\n", err);
     assert_non_null(strstr(err, CFG ":15: data.context"));
     assert_null(w);
@@ -871,7 +784,7 @@ static void test_missing_cache(void **state)
     snprintf(dir, sizeof dir, "%s/never_prepared", tmp_root);
     tp_workload *w = NULL;
     tp_wl_option o[] = {{"data.dir", dir, 0, 3}};
-    int rc = create(o, 1, &w, err, sizeof err);
+    int rc = tp_wltest_create(WL, CFG, o, 1, &w, err, sizeof err);
     print_message("missing cache: %s\n", err);
     assert_int_equal(rc, TP_ENOENT);
     assert_null(w);
@@ -909,13 +822,13 @@ static void test_corrupt_cache(void **state)
     write_file(path, "one book\n\nanother\n", 18);
     tp_workload *w = NULL;
     tp_wl_option o[] = {{"data.dir", dir, 0, 3}};
-    int rc = create(o, 1, &w, err, sizeof err);
+    int rc = tp_wltest_create(WL, CFG, o, 1, &w, err, sizeof err);
     print_message("corrupt: %s\n", err);
     assert_int_equal(rc, TP_EDATA);
     assert_non_null(strstr(err, "2 books"));
     assert_non_null(strstr(err, "run prepare again"));
     write_file(path, "", 0);
-    assert_int_equal(create(o, 1, &w, err, sizeof err), TP_EDATA);
+    assert_int_equal(tp_wltest_create(WL, CFG, o, 1, &w, err, sizeof err), TP_EDATA);
     assert_non_null(strstr(err, "empty"));
     assert_null(w);
 }
@@ -947,8 +860,8 @@ static void test_real_text(void **state)
     assert_int_equal(st.st_ino, st2.st_ino);
     assert_int_equal(st.st_mtim.tv_nsec, st2.st_mtim.tv_nsec);
 
-    tp_workload *w = create_ok(o, 2);
-    assert_int_equal(tensor(w, "tok_embedding")->shape[0], 63);
+    tp_workload *w = tp_wltest_create_ok(WL, CFG, o, 2);
+    assert_int_equal(tp_wltest_tensor(w, "tok_embedding")->shape[0], 63);
     /* Windows of 65 characters: train 3,974,718, validation 81,070, test 82,059 characters. */
     assert_int_equal(w->split_size[TP_SPLIT_TRAIN], 3974718 / 65);
     assert_int_equal(w->split_size[TP_SPLIT_VALIDATION], 256);
