@@ -330,9 +330,10 @@ static void test_self_tuning(void **state)
           "  ruleset = \"self\";\n"
           "  workloads = [\"fmnist_mlp\"];\n"
           "  budget_scale = 0.04;\n"
+          "  clock = \"steps\";\n"
           "  jobs = 2;\n"
           "  set = [\"budget=30\", \"data.train_limit=3000\", \"data.validation_limit=500\",\n"
-          "         \"data.test_limit=500\", \"eval_period=0.2\",\n"
+          "         \"data.test_limit=500\", \"eval_period=0.05\",\n"
           "         \"targets.validation=0.6\", \"targets.test=0.55\"];\n"
           "  diagnostics = { sharpness_every = 10; sharpness_examples = 200; };\n"
           "  submissions = ( { name = \"adamw_self\"; optimizer = \"adamw\";\n"
@@ -382,7 +383,9 @@ static void test_self_tuning(void **state)
     sqlite3_finalize(q);
     /* The opt-in diagnostics: every trial has sharpness measurements, from step 0, with
      * AdamW's preconditioned value from the first update on (the trials reach their loose
-     * targets in ~40 steps, hence a measurement every 10). */
+     * targets in ~40 steps, hence a measurement every 10; the steps clock, 1 ms a step, makes
+     * the steps a trial takes, so the measurements, independent of the machine's load: evals
+     * at steps 1, 51, 101, ..., a budget of 1800 steps). */
     assert_int_equal(sqlite3_prepare_v2(h,
                                         "SELECT count(DISTINCT trial_id), min(step), "
                                         "count(precond_sharpness) FROM sharpness",
