@@ -89,7 +89,7 @@ int tp_trial_run(const tp_trial_params *p, const tp_clock *clock, const tp_trial
         }
         ts->step++;
         sub_steps = (double)ts->step * TP_CLOCK_STEP_SECONDS;
-        ts->submission_time = virt ? sub_steps : p->timing == TP_CLOCK_CPU ? sub_cpu : sub_wall;
+        ts->submission_time = tp_clock_submission_time((int)p->timing, ts->step, sub_wall, sub_cpu);
         if (rc == TP_TRAINING_COMPLETE || (p->max_steps && ts->step >= p->max_steps))
             training_complete = 1;
         if (hooks->on_step)
@@ -115,7 +115,8 @@ int tp_trial_run(const tp_trial_params *p, const tp_clock *clock, const tp_trial
             clock->read(clock->ud, &t1);
             sub_wall += t1.wall - t0.wall;
             sub_cpu += t1.cpu - t0.cpu;
-            ts->submission_time = virt ? sub_steps : p->timing == TP_CLOCK_CPU ? sub_cpu : sub_wall;
+            ts->submission_time =
+                tp_clock_submission_time((int)p->timing, ts->step, sub_wall, sub_cpu);
             if (rc < 0) {
                 fail(out, rc, err);
                 break;

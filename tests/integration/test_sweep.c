@@ -383,9 +383,9 @@ static void test_self_tuning(void **state)
     sqlite3_finalize(q);
     /* The opt-in diagnostics: every trial has sharpness measurements, from step 0, with
      * AdamW's preconditioned value from the first update on (the trials reach their loose
-     * targets in ~40 steps, hence a measurement every 10; the steps clock, 1 ms a step, makes
-     * the steps a trial takes, so the measurements, independent of the machine's load: evals
-     * at steps 1, 51, 101, ..., a budget of 1800 steps). */
+     * targets in ~40 steps, hence a measurement every 10). The steps clock (1 ms a step) keeps
+     * the number of steps, and so of measurements, independent of the machine's load: evals at
+     * steps 1, 51, 101, ..., a budget of 1800 steps. */
     assert_int_equal(sqlite3_prepare_v2(h,
                                         "SELECT count(DISTINCT trial_id), min(step), "
                                         "count(precond_sharpness) FROM sharpness",
