@@ -48,6 +48,8 @@ static const char *usage_text =
     "                                                         sharpness measured against the\n"
     "                                                         optimizer's stability threshold\n"
     "  trainperf sweep SWEEP.cfg [--jobs N] [--results DIR]   a tuning-ruleset sweep\n"
+    "  trainperf sweep SWEEP.cfg --plan                       its trials and their most time,\n"
+    "                                                         without running them\n"
     "  trainperf score PATH [--targets F] [--plot PREFIX]     benchmark scores, profile plot\n"
     "  trainperf report RESULTS [-o report.html]              one self-contained HTML report\n"
     "  trainperf export RESULTS DIR [--targets F.json]        AlgoPerf's trial layout\n"
@@ -485,7 +487,7 @@ static int cmd_sharpness(int argc, char **argv)
 static int cmd_sweep(int argc, char **argv)
 {
     const char *results = NULL, *plugins = NULL, *workloads = NULL, *file = NULL;
-    int jobs = 0, quiet = 0;
+    int jobs = 0, quiet = 0, plan = 0;
     double wall_limit = 0, silence_limit = 0;
     uint64_t memory_limit = 0;
     char err[ERRLEN];
@@ -523,13 +525,15 @@ static int cmd_sweep(int argc, char **argv)
             }
         } else if (!strcmp(a, "--quiet"))
             quiet = 1;
+        else if (!strcmp(a, "--plan"))
+            plan = 1;
         else if (a[0] != '-' && !file)
             file = a;
         else {
             fprintf(stderr, "usage: trainperf sweep SWEEP.cfg [--results DIR] [--jobs N] "
                             "[--plugins DIR] [--workloads DIR] [--wall-limit S]\n"
                             "                       [--silence-limit S] [--memory-limit BYTES] "
-                            "[--quiet]\n");
+                            "[--quiet] [--plan]\n");
             return 2;
         }
     }
@@ -551,7 +555,7 @@ static int cmd_sweep(int argc, char **argv)
     if (jobs)
         cfg.jobs = jobs;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    if (cores > 0 && cfg.jobs > cores)
+    if (cores > 0 && cfg.jobs > cores && !plan)
         fprintf(stderr,
                 "trainperf sweep: warning: %d jobs on %ld cores: trials will compete for the "
                 "CPU and their times will not be comparable\n",
@@ -566,6 +570,7 @@ static int cmd_sweep(int argc, char **argv)
         .wall_limit = wall_limit,
         .silence_limit = silence_limit,
         .memory_limit = memory_limit,
+        .plan_only = plan,
     };
     tp_sweep_stats st;
     int rc = tp_sweep_run(&cfg, &env, &st, err, sizeof err);
@@ -574,6 +579,8 @@ static int cmd_sweep(int argc, char **argv)
         fprintf(stderr, "trainperf sweep: %s\n", err);
         return 1;
     }
+    if (plan)
+        return 0;
     printf("sweep done: %zu trials planned, %zu run now (%zu reached the targets, %zu failed), "
            "%zu already done, %zu re-run after an interruption; %.1f s\n",
            st.planned, st.ran, st.reached, st.failed, st.skipped, st.rerun, st.wall);

@@ -15,6 +15,7 @@
 
 #include <uv.h>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/nn/rng.h"
@@ -379,6 +380,59 @@ static void on_display(uv_timer_t *t)
     draw(t->data, 0);
 }
 
+/* -- plan only ---------------------------------------------------------------------------- */
+
+/* The columns with their budgets and trial counts, and the most submission time the trials
+ * still to run can take: the trial loop checks the budget only at evals, so a trial ends at the
+ * latest at its first eval past the budget. Trials that reach their targets end sooner; the
+ * evals themselves (not submission time) and the worker's start come on top. */
+static void print_plan(sweep *S)
+{
+    const tp_sweep_config *c = S->c;
+    int print = S->env->progress != TP_PROGRESS_NONE;
+    if (print)
+        printf("sweep %s: %s ruleset, %d stud%s x %d trial%s, %zu submission%s, %s clock, %d "
+               "jobs\n%-34s %9s %7s %7s %7s %10s\n",
+               c->file, c->ruleset == TP_RULESET_SELF ? "self-tuning" : "external tuning",
+               c->studies, c->studies == 1 ? "y" : "ies", c->trials, c->trials == 1 ? "" : "s",
+               c->num_submissions, c->num_submissions == 1 ? "" : "s",
+               tp_clock_kind_name((tp_clock_kind)c->clock), c->jobs, "workload", "budget", "eval",
+               "trials", "to run", "at most");
+    double bound = 0;
+    size_t todo = 0;
+    for (size_t w = 0; w < S->num_cols; w++) {
+        const column *col = &S->cols[w];
+        size_t n = 0, left = 0;
+        for (size_t i = 0; i < S->num_plan; i++)
+            if (S->plan[i].col == w) {
+                n++;
+                left += S->plan[i].state != P_DONE;
+            }
+        double b = (double)left * (col->budget + col->eval_period);
+        char name[80], t[32];
+        snprintf(name, sizeof name, "%s%s%s", col->workload, col->variant ? ":" : "",
+                 col->variant ? col->variant : "");
+        fmt_duration(b, t, sizeof t);
+        if (print)
+            printf("%-34s %8.1fs %6.1fs %7zu %7zu %10s\n", name, col->budget, col->eval_period, n,
+                   left, t);
+        bound += b;
+        todo += left;
+    }
+    S->stats->bound = bound;
+    if (print) {
+        char t[32], tj[32];
+        fmt_duration(bound, t, sizeof t);
+        fmt_duration(bound / (c->jobs > 0 ? c->jobs : 1), tj, sizeof tj);
+        printf("%zu trials planned, %zu already done, %zu to run (%zu of them interrupted): at "
+               "most %s of submission time on the %s clock, %s with %d jobs (a trial trains at "
+               "most its budget + one eval period, and ends sooner when it reaches the targets; "
+               "its evals and start come on top)\n",
+               S->num_plan, S->stats->skipped, todo, S->stats->rerun, t,
+               tp_clock_kind_name((tp_clock_kind)c->clock), tj, c->jobs);
+    }
+}
+
 /* -- running ------------------------------------------------------------------------------ */
 
 static void start_more(sweep *S);
@@ -506,7 +560,8 @@ static void start_more(sweep *S)
         uv_close((uv_handle_t *)&S->display, NULL);
 }
 
-/* Trials that ended are skipped; trials whose host died mid-run are deleted and run again. */
+/* Trials that ended are skipped; trials whose host died mid-run are deleted and run again
+ * (only counted, when planning only). */
 static int resume(sweep *S, char *err, size_t errlen)
 {
     for (size_t i = 0; i < S->num_plan; i++) {
@@ -519,7 +574,7 @@ static int resume(sweep *S, char *err, size_t errlen)
         if (id == 0)
             continue;
         if (st == TP_TRIAL_RUNNING) {
-            if ((rc = tp_results_delete_trial(S->db, id, err, errlen)) < 0)
+            if (!S->env->plan_only && (rc = tp_results_delete_trial(S->db, id, err, errlen)) < 0)
                 return rc;
             S->stats->rerun++;
             continue;
@@ -590,6 +645,19 @@ int tp_sweep_run(const tp_sweep_config *c, const tp_sweep_env *env, tp_sweep_sta
         rc = plan_points(&S, err, errlen);
     if (rc == TP_OK && (rc = plan_trials(&S)) == TP_ENOMEM)
         tp__errf(err, errlen, "out of memory");
+    if (env->plan_only) {
+        /* Read an existing database; create nothing. */
+        char db[600];
+        snprintf(db, sizeof db, "%s/results.db", S.results);
+        if (rc == TP_OK && access(db, F_OK) == 0 &&
+            (rc = tp_results_open(S.results, &S.db, err, errlen)) == TP_OK)
+            rc = resume(&S, err, errlen);
+        stats->planned = S.num_plan;
+        if (rc == TP_OK)
+            print_plan(&S);
+        free_sweep(&S);
+        return rc;
+    }
     if (rc == TP_OK)
         rc = tp__fs_mkdir_p(S.logdir, err, errlen);
     if (rc == TP_OK)

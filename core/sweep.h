@@ -32,6 +32,7 @@ typedef struct tp_sweep_env {
     double wall_limit;     /* per trial; 0: tp_runner_default_wall_limit */
     double silence_limit;  /* per trial; 0: tp_runner_default_silence_limit */
     uint64_t memory_limit; /* the workers' address-space limit; 0: the worker's default */
+    int plan_only;         /* print the plan and its cost, run nothing, change nothing */
 } tp_sweep_env;
 
 typedef struct tp_sweep_stats {
@@ -42,11 +43,19 @@ typedef struct tp_sweep_stats {
     size_t reached; /* of those run now */
     size_t failed;  /* of those run now */
     double wall;    /* seconds */
+    double bound;   /* plan_only: at most this much submission time (s) of trials to run */
     char results_dir[512];
 } tp_sweep_stats;
 
 /* Plan and run the sweep. Returns 0 when every planned trial has ended (failed trials
- * included), a negative code when the sweep could not be planned or the store failed. */
+ * included), a negative code when the sweep could not be planned or the store failed.
+ *
+ * With env->plan_only, plan only: print (unless progress is TP_PROGRESS_NONE) a table of the
+ * workload columns with their budgets and trial counts, and the most submission time the
+ * trials still to run can take, each ending at its first eval past the budget (budget + one
+ * eval period; the evals come on top); fill stats (planned, skipped = already ended, rerun =
+ * interrupted, bound). It creates no results directory or database and touches no trial in an
+ * existing one (the workloads' data is prepared, as for a run). */
 int tp_sweep_run(const tp_sweep_config *c, const tp_sweep_env *env, tp_sweep_stats *stats,
                  char *err, size_t errlen);
 

@@ -6,7 +6,8 @@
  * studies share their points (the reference code's way); trials with the same study and index
  * share their seed across submissions; the benchmark score equals a recomputation from the
  * database's raw rows; running the sweep again runs nothing; a trial whose host died mid-run is
- * re-run from scratch without duplicating a row.
+ * re-run from scratch without duplicating a row; `--plan` counts what is left and its most
+ * time without creating or changing anything.
  */
 #define _GNU_SOURCE
 #include <math.h>
@@ -33,19 +34,30 @@
 
 static char tmpdir[256];
 
-/* `trainperf sweep CFG` into <tmpdir>/results, its output in <tmpdir>/<out_name> (shown when it
- * fails). */
-static int run_sweep(const char *cfg, const char *out_name)
+/* `trainperf sweep CFG [extra]` into <tmpdir>/results, its output in <tmpdir>/<out_name> (shown
+ * when it fails). */
+static int sweep_cli(const char *cfg, const char *out_name, const char *extra)
 {
     char out[512], results[512];
     snprintf(out, sizeof out, "%s/%s", tmpdir, out_name);
     snprintf(results, sizeof results, "%s/results", tmpdir);
     const char *args[] = {"sweep", cfg, "--results", results, "--plugins", TP_TEST_PLUGIN_DIR,
-                          NULL};
+                          extra,   NULL};
     int rc = tp_test_trainperf(out, args);
     if (rc != 0)
         tp_test_show_file(out);
     return rc;
+}
+
+static int run_sweep(const char *cfg, const char *out_name)
+{
+    return sweep_cli(cfg, out_name, NULL);
+}
+
+/* The plan alone (`--plan`). */
+static int plan_sweep(const char *cfg, const char *out_name)
+{
+    return sweep_cli(cfg, out_name, "--plan");
 }
 
 static int output_contains(const char *out_name, const char *needle)
@@ -248,6 +260,15 @@ static void test_sweep_plan_run_resume(void **state)
             TP_TEST_SOURCE_DIR, TP_TEST_SOURCE_DIR);
     fclose(f);
 
+    /* The plan alone: every trial to run, each at most its scaled budget (30 x 0.04 = 1.2 s)
+     * + one eval period, and nothing created. */
+    assert_int_equal(plan_sweep(cfg, "plan1.txt"), 0);
+    assert_true(output_contains("plan1.txt", "16 trials planned, 0 already done, 16 to run"));
+    assert_true(output_contains("plan1.txt", "at most 22s of submission time"));
+    char results_dir[512];
+    snprintf(results_dir, sizeof results_dir, "%s/results", tmpdir);
+    assert_int_not_equal(access(results_dir, F_OK), 0);
+
     assert_int_equal(run_sweep(cfg, "run1.txt"), 0);
     rows rs;
     read_rows(&rs);
@@ -309,6 +330,9 @@ static void test_sweep_plan_run_resume(void **state)
                      SQLITE_OK);
     assert_int_equal(sqlite3_changes(h), 1);
     sqlite3_close(h);
+    /* The plan counts it as interrupted and leaves it be: the run after still finds it. */
+    assert_int_equal(plan_sweep(cfg, "plan2.txt"), 0);
+    assert_true(output_contains("plan2.txt", "15 already done, 1 to run (1 of them interrupted)"));
     assert_int_equal(run_sweep(cfg, "run3.txt"), 0);
     assert_true(output_contains("run3.txt", "1 run now"));
     assert_true(output_contains("run3.txt", "1 re-run after an interruption"));
