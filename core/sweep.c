@@ -389,15 +389,14 @@ static void on_display(uv_timer_t *t)
 static void print_plan(sweep *S)
 {
     const tp_sweep_config *c = S->c;
-    int print = S->env->progress != TP_PROGRESS_NONE;
-    if (print)
-        printf("sweep %s: %s ruleset, %d stud%s x %d trial%s, %zu submission%s, %s clock, %d "
-               "jobs\n%-34s %9s %7s %7s %7s %10s\n",
-               c->file, c->ruleset == TP_RULESET_SELF ? "self-tuning" : "external tuning",
-               c->studies, c->studies == 1 ? "y" : "ies", c->trials, c->trials == 1 ? "" : "s",
-               c->num_submissions, c->num_submissions == 1 ? "" : "s",
-               tp_clock_kind_name((tp_clock_kind)c->clock), c->jobs, "workload", "budget", "eval",
-               "trials", "to run", "at most");
+    if (S->env->progress == TP_PROGRESS_NONE)
+        return;
+    printf("sweep %s: %s ruleset, %d stud%s x %d trial%s, %zu submission%s, %s clock, %d "
+           "jobs\n%-34s %9s %7s %7s %7s %10s\n",
+           c->file, c->ruleset == TP_RULESET_SELF ? "self-tuning" : "external tuning", c->studies,
+           c->studies == 1 ? "y" : "ies", c->trials, c->trials == 1 ? "" : "s", c->num_submissions,
+           c->num_submissions == 1 ? "" : "s", tp_clock_kind_name((tp_clock_kind)c->clock), c->jobs,
+           "workload", "budget", "eval", "trials", "to run", "at most");
     double bound = 0;
     size_t todo = 0;
     for (size_t w = 0; w < S->num_cols; w++) {
@@ -413,24 +412,20 @@ static void print_plan(sweep *S)
         snprintf(name, sizeof name, "%s%s%s", col->workload, col->variant ? ":" : "",
                  col->variant ? col->variant : "");
         fmt_duration(b, t, sizeof t);
-        if (print)
-            printf("%-34s %8.1fs %6.1fs %7zu %7zu %10s\n", name, col->budget, col->eval_period, n,
-                   left, t);
+        printf("%-34s %8.1fs %6.1fs %7zu %7zu %10s\n", name, col->budget, col->eval_period, n, left,
+               t);
         bound += b;
         todo += left;
     }
-    S->stats->bound = bound;
-    if (print) {
-        char t[32], tj[32];
-        fmt_duration(bound, t, sizeof t);
-        fmt_duration(bound / (c->jobs > 0 ? c->jobs : 1), tj, sizeof tj);
-        printf("%zu trials planned, %zu already done, %zu to run (%zu of them interrupted): at "
-               "most %s of submission time on the %s clock, %s with %d jobs (a trial trains at "
-               "most its budget + one eval period, and ends sooner when it reaches the targets; "
-               "its evals and start come on top)\n",
-               S->num_plan, S->stats->skipped, todo, S->stats->rerun, t,
-               tp_clock_kind_name((tp_clock_kind)c->clock), tj, c->jobs);
-    }
+    char t[32], tj[32];
+    fmt_duration(bound, t, sizeof t);
+    fmt_duration(bound / (c->jobs > 0 ? c->jobs : 1), tj, sizeof tj);
+    printf("%zu trials planned, %zu already done, %zu to run (%zu of them interrupted): at "
+           "most %s of submission time on the %s clock, %s with %d jobs (a trial trains at "
+           "most its budget + one eval period, and ends sooner when it reaches the targets; "
+           "its evals and start come on top)\n",
+           S->num_plan, S->stats->skipped, todo, S->stats->rerun, t,
+           tp_clock_kind_name((tp_clock_kind)c->clock), tj, c->jobs);
 }
 
 /* -- running ------------------------------------------------------------------------------ */

@@ -43,7 +43,6 @@ typedef struct tp_sweep_stats {
     size_t reached; /* of those run now */
     size_t failed;  /* of those run now */
     double wall;    /* seconds */
-    double bound;   /* plan_only: at most this much submission time (s) of trials to run */
     char results_dir[512];
 } tp_sweep_stats;
 
@@ -54,7 +53,7 @@ typedef struct tp_sweep_stats {
  * workload columns with their budgets and trial counts, and the most submission time the
  * trials still to run can take, each ending at its first eval past the budget (budget + one
  * eval period; the evals come on top); fill stats (planned, skipped = already ended, rerun =
- * interrupted, bound). It creates no results directory or database and touches no trial in an
+ * interrupted). It creates no results directory or database and touches no trial in an
  * existing one (the workloads' data is prepared, as for a run). */
 int tp_sweep_run(const tp_sweep_config *c, const tp_sweep_env *env, tp_sweep_stats *stats,
                  char *err, size_t errlen);
